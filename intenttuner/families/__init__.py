@@ -1,0 +1,39 @@
+"""The registry of model families: name → `Family` (folder, loader, sniffer, tiny builder).
+
+Family modules import their heavy libraries (transformers, diffusers, open_clip,
+segment_anything) inside functions, so importing this registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from . import base_model, captioner, detector, image_encoder, segmenter
+from .base import Family, Package
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        detector.FAMILY,
+        segmenter.FAMILY,
+        image_encoder.FAMILY,
+        captioner.FAMILY,
+        base_model.FAMILY,
+    )
+}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown model family '{name}'; known: {', '.join(FAMILIES)}") from None
+
+
+def guess_family(tensor_names: Iterable[str]) -> Family | None:
+    """The family whose checkpoints look like ``tensor_names``, if any."""
+    names = list(tensor_names)
+    return next((f for f in FAMILIES.values() if f.sniff(names)), None)
+
+
+__all__ = ["FAMILIES", "Family", "Package", "get_family", "guess_family"]

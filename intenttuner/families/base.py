@@ -1,0 +1,88 @@
+"""What every model family declares: one `Family` entry per kind of model.
+
+Adding a model family means writing its module (loader, ``sniff`` and tiny builder) and adding
+one `Family` to ``FAMILIES`` in ``families/__init__.py``; nothing else branches on family names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import MissingDependencyError
+
+
+@dataclass(frozen=True)
+class Package:
+    """An optional Python package a family needs."""
+
+    module: str  # import name, e.g. "segment_anything"
+    pip: str  # what to pip install, e.g. "segment-anything"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # registry key, e.g. "segmenter"
+    title: str  # human name used in messages, e.g. "Segment Anything (SAM)"
+    folder: str  # MODEL_FOLDERS key its weights live in
+    packages: tuple[Package, ...]  # optional packages it needs beyond torch
+    # load(path, **options) -> model wrapper. ``path`` is a file or a model directory.
+    load: Callable[..., Any]
+    # sniff(tensor_names) -> True if a checkpoint with these tensor names belongs to the family.
+    sniff: Callable[[Iterable[str]], bool]
+    # make_tiny(folder) -> path of a tiny random model written in the real on-disk format.
+    make_tiny: Callable[[Path], Path]
+    # exercise(model) -> str: run a loaded model once on a synthetic input and describe the
+    # output ("3 masks 64x48"); the smoke check and the ComfyUI integration test call it.
+    exercise: Callable[[Any], str] | None = None
+    extra_folders: tuple[str, ...] = ()  # other MODEL_FOLDERS keys its models may live in
+
+    def missing_packages(self) -> list[Package]:
+        """Packages this family needs that are not installed (checked without importing)."""
+        return [p for p in self.packages if importlib.util.find_spec(p.module) is None]
+
+    def require(self) -> None:
+        """Raise MissingDependencyError naming the first missing package."""
+        missing = self.missing_packages()
+        if missing:
+            raise MissingDependencyError(missing[0].module, self.title, missing[0].pip)
+
+
+def check_family(family: Family, path: Path, tensor_names: Iterable[str]) -> None:
+    """Raise WrongModelFamilyError unless ``tensor_names`` look like a ``family`` checkpoint.
+
+    The message names the family the file does look like, so a SAM file dropped into
+    ``models/grounding-dino`` is reported as such, with the folder it belongs in.
+    """
+    from ..errors import WrongModelFamilyError
+    from ..weights.folders import MODEL_FOLDERS
+    from . import guess_family  # the registry imports this module, so import late
+
+    names = list(tensor_names)
+    if family.sniff(names):
+        return
+    other = guess_family(names)
+    if other is not None and other.name != family.name:
+        hint = (f"It looks like a {other.title} model: move it to models/{other.folder} "
+                f"({MODEL_FOLDERS[other.folder].purpose}).")
+    else:
+        sample = ", ".join(names[:3]) or "no tensors"
+        hint = f"Its tensor names ({sample}, ...) match no model family this pack knows."
+    raise WrongModelFamilyError(f"{path} is not a {family.title} checkpoint. {hint}")
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``"auto"`` → fp16 on CUDA, fp32 elsewhere; or an explicit ``"fp32"``/``"fp16"``/``"bf16"``."""
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in table:
+        from ..errors import InputError
+
+        raise InputError(f"precision '{precision}' is not one of auto, {', '.join(table)}.")
+    return table[precision]

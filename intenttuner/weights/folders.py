@@ -1,0 +1,44 @@
+"""The model folders this pack reads and writes, declared once.
+
+Names are ComfyUI folder keys (``folder_paths`` names), so users of other packs find their files
+where they already keep them: ``grounding-dino`` and ``sams`` are the folders the popular
+GroundingDINO+SAM packs use, ``checkpoints``/``diffusers``/``loras`` are ComfyUI's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Single-file weight formats we are willing to open. Pickle-based ones are only ever read with
+# torch.load(weights_only=True).
+SAFE_FILE_EXTENSIONS = (".safetensors", ".sft")
+PICKLE_FILE_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    name: str  # ComfyUI folder key and sub-folder of the models root
+    extensions: tuple[str, ...]  # single-file weights listed from this folder
+    holds_directories: bool  # Hugging Face-style model folders (config.json + weights) live here
+    purpose: str  # shown in messages: "put it in models/<name> (<purpose>)"
+    aliases: tuple[str, ...] = ()  # other sub-folders searched (never written to)
+
+
+MODEL_FOLDERS: dict[str, ModelFolder] = {
+    f.name: f
+    for f in (
+        ModelFolder("grounding-dino", (".safetensors", ".pth"), True,
+                    "GroundingDINO open-vocabulary detectors"),
+        ModelFolder("sams", (".pth", ".safetensors"), False, "Segment Anything mask models"),
+        ModelFolder("image_encoders", (".safetensors", ".bin", ".pt", ".pth"), True,
+                    "open_clip image/text encoders"),
+        ModelFolder("captioners", (), True, "image captioning models (Hugging Face folders)"),
+        ModelFolder("checkpoints", (".safetensors", ".sft", ".ckpt"), False,
+                    "Stable Diffusion single-file checkpoints"),
+        ModelFolder("diffusers", (), True, "Stable Diffusion models in diffusers folder layout"),
+        ModelFolder("loras", (".safetensors",), False, "LoRA files"),
+        # The BERT tokenizer the original GroundingDINO checkpoints need; the GroundingDINO+SAM
+        # packs keep it at models/bert-base-uncased.
+        ModelFolder("bert-base-uncased", (), True, "BERT tokenizer for original GroundingDINO"),
+    )
+}

@@ -1,0 +1,48 @@
+"""ComfyUI node classes: thin adapters over the ``intenttuner`` library.
+
+Importing this package installs the ComfyUI runtime (when running inside ComfyUI) and builds the
+node mappings. Nothing heavy is imported here: nodes whose optional packages are missing are
+still registered (saved workflows keep loading) but say so in their description, and fail with
+an install hint when run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from . import comfy_bridge
+from .loaders import NODES as LOADER_NODES
+from .schema import unavailable_note
+
+log = logging.getLogger(__name__)
+
+comfy_bridge.install()
+
+ALL_NODES = [*LOADER_NODES]
+
+
+def _missing_packages(cls) -> list:
+    requires = getattr(cls, "requires", None)
+    packages = requires() if requires else ()
+    return [p for p in packages if importlib.util.find_spec(p.module) is None]
+
+
+def _build_mappings() -> tuple[dict, dict]:
+    classes, names, missing_by_pip = {}, {}, {}
+    for cls in ALL_NODES:
+        node_id = f"IntentTuner{cls.__name__.removesuffix('Node')}"
+        missing = _missing_packages(cls)
+        if missing:
+            cls.DESCRIPTION = unavailable_note(missing) + cls.DESCRIPTION
+            for p in missing:
+                missing_by_pip.setdefault(p.pip, []).append(cls.DISPLAY_NAME)
+        classes[node_id] = cls
+        names[node_id] = cls.DISPLAY_NAME
+    for pip, nodes in missing_by_pip.items():
+        log.warning("IntentTuner: %s unavailable until you run `pip install %s` in ComfyUI's "
+                    "Python; the rest of the pack works.", ", ".join(nodes), pip)
+    return classes, names
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = _build_mappings()

@@ -1,0 +1,139 @@
+"""Loader nodes: one per model family, plus the LLM endpoint settings.
+
+Each lists the family's models (files already in its models folder, then the manifest's
+downloadable entries) and returns a loaded model object. Loading goes through
+``intenttuner.loading``: a model is loaded once per process and downloaded on first use.
+"""
+
+from __future__ import annotations
+
+from ..intenttuner.families import get_family
+from ..intenttuner.families.base import Package
+from ..intenttuner.llm import LLMSettings
+from ..intenttuner.loading import default_choice, load_model, model_choices
+from ..intenttuner.weights.folders import MODEL_FOLDERS
+from . import types
+from .schema import PRECISION, ROOT_CATEGORY, combo
+
+CATEGORY = f"{ROOT_CATEGORY}/Loaders"
+
+
+class _ModelLoader:
+    """Shared shape of the family loaders; subclasses set the family and their texts."""
+
+    FAMILY: str
+    MODEL_TOOLTIP: str
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def requires(cls) -> tuple[Package, ...]:
+        return get_family(cls.FAMILY).packages
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        folder = MODEL_FOLDERS[get_family(cls.FAMILY).folder].name
+        tooltip = (f"{cls.MODEL_TOOLTIP} Files in models/{folder} are listed first; the other "
+                   "entries are downloaded on first use (progress shows on this node).")
+        return {"required": {
+            "model": combo(model_choices(cls.FAMILY), default_choice(cls.FAMILY), tooltip),
+            "precision": PRECISION,
+        }}
+
+    def load(self, model: str, precision: str):
+        return (load_model(self.FAMILY, model, precision=precision),)
+
+
+class LoadDetector(_ModelLoader):
+    FAMILY = "detector"
+    DISPLAY_NAME = "Load Concept Detector (GroundingDINO)"
+    DESCRIPTION = ("Loads the open-vocabulary detector that finds each concept of the intent in "
+                   "the training images. Reads transformers-format folders and the original "
+                   "groundingdino_*.pth files other packs use.")
+    MODEL_TOOLTIP = "GroundingDINO weights (Swin-T is the default; ~0.7 GB)."
+    RETURN_TYPES = (types.DETECTOR,)
+    RETURN_NAMES = ("detector",)
+    OUTPUT_TOOLTIPS = ("The loaded detector, for ConceptDetect and StabilityScore.",)
+
+
+class LoadSegmenter(_ModelLoader):
+    FAMILY = "segmenter"
+    DISPLAY_NAME = "Load Segment Anything (SAM)"
+    DESCRIPTION = ("Loads Segment Anything, which turns detected boxes into masks for "
+                   "inpainting deleted concepts and for scoring.")
+    MODEL_TOOLTIP = "SAM weights: ViT-B (default, 0.4 GB), ViT-L (1.2 GB) or ViT-H (2.6 GB)."
+    RETURN_TYPES = (types.SEGMENTER,)
+    RETURN_NAMES = ("segmenter",)
+    OUTPUT_TOOLTIPS = ("The loaded SAM model, for ConceptDetect's optional masks.",)
+
+
+class LoadImageEncoder(_ModelLoader):
+    FAMILY = "image_encoder"
+    DISPLAY_NAME = "Load Image Encoder (open_clip)"
+    DESCRIPTION = ("Loads an open_clip image/text encoder, used to compare detections with the "
+                   "reference crops and to score controllability.")
+    MODEL_TOOLTIP = ("open_clip weights; the file name starts with the architecture, e.g. "
+                     "ViT-B-32.laion2b_s34b_b79k.safetensors (default) or ViT-L-14.openai.")
+    RETURN_TYPES = (types.IMAGE_ENCODER,)
+    RETURN_NAMES = ("image_encoder",)
+    OUTPUT_TOOLTIPS = ("The loaded encoder, for RefFilter and the scoring nodes.",)
+
+
+class LoadCaptioner(_ModelLoader):
+    FAMILY = "captioner"
+    DISPLAY_NAME = "Load Captioner (BLIP)"
+    DESCRIPTION = "Loads the image captioner that writes the first caption of each training image."
+    MODEL_TOOLTIP = "A BLIP captioning model folder (default: BLIP large, ~1.9 GB)."
+    RETURN_TYPES = (types.CAPTIONER,)
+    RETURN_NAMES = ("captioner",)
+    OUTPUT_TOOLTIPS = ("The loaded captioner, for CaptionRefine.",)
+
+
+class LoadBaseModel(_ModelLoader):
+    FAMILY = "base_model"
+    DISPLAY_NAME = "Load Base Model for Training (SD1.5/SDXL)"
+    DESCRIPTION = ("Loads the Stable Diffusion 1.5 or SDXL model a LoRA is trained on, from a "
+                   "single-file checkpoint (models/checkpoints) or a diffusers folder "
+                   "(models/diffusers), fully offline.")
+    MODEL_TOOLTIP = ("Base checkpoint. Entries marked [diffusers] are diffusers folders in "
+                     "models/diffusers.")
+    RETURN_TYPES = (types.BASE_MODEL,)
+    RETURN_NAMES = ("base_model",)
+    OUTPUT_TOOLTIPS = ("The loaded base model, for LoRATrain.",)
+
+
+class LLMSettingsNode:
+    DISPLAY_NAME = "LLM Settings (OpenAI-compatible)"
+    DESCRIPTION = ("Points IntentParse at any OpenAI-compatible endpoint (OpenAI, vLLM, "
+                   "llama.cpp, Ollama, LM Studio). The API key is read from the environment "
+                   "variable you name here, never typed in, so shared workflows cannot leak it.")
+    FUNCTION = "make"
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (types.LLM,)
+    RETURN_NAMES = ("llm",)
+    OUTPUT_TOOLTIPS = ("Endpoint settings for IntentParse.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "base_url": ("STRING", {
+                "default": "https://api.openai.com/v1",
+                "tooltip": "OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1 for a "
+                           "local llama.cpp or vLLM server."}),
+            "model": ("STRING", {"default": "gpt-4o-mini",
+                                 "tooltip": "Model name as the endpoint knows it."}),
+            "api_key_env": ("STRING", {
+                "default": "OPENAI_API_KEY",
+                "tooltip": "NAME of the environment variable holding the API key (set it "
+                           "before starting ComfyUI). Local servers usually need none."}),
+            "timeout_s": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 600.0, "step": 1.0,
+                                    "tooltip": "Seconds to wait for an answer before failing."}),
+        }}
+
+    def make(self, base_url: str, model: str, api_key_env: str, timeout_s: float):
+        return (LLMSettings(base_url=base_url.strip(), model=model.strip(),
+                            api_key_env=api_key_env.strip(), timeout_s=timeout_s),)
+
+
+NODES = [LoadDetector, LoadSegmenter, LoadImageEncoder, LoadCaptioner, LoadBaseModel,
+         LLMSettingsNode]

@@ -1,0 +1,9 @@
+"""Socket types of the pack, declared once. Prefixed so they never collide with other packs'
+objects of the same idea (a GroundingDINO+SAM pack's SAM_MODEL is a different Python object)."""
+
+DETECTOR = "IT_DETECTOR"
+SEGMENTER = "IT_SEGMENTER"
+IMAGE_ENCODER = "IT_IMAGE_ENCODER"
+CAPTIONER = "IT_CAPTIONER"
+BASE_MODEL = "IT_BASE_MODEL"
+LLM = "IT_LLM"

@@ -1,0 +1,167 @@
+"""Boot a real ComfyUI in this process (no HTTP server) with the pack loaded through ComfyUI's
+own custom-node loader, and check what only a real ComfyUI can show: loaders run by the prompt
+executor, foreign models loaded by ComfyUI's model manager, download progress through ComfyUI's
+progress hook, Cancel mid-download, and freeing memory. Prints one JSON line.
+
+Run by tests/test_comfyui_integration.py with ComfyUI's Python:
+    python comfyui_inprocess.py <comfyui checkout> <base directory>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CHECKOUT, BASE = sys.argv[1], sys.argv[2]
+sys.path.insert(0, CHECKOUT)
+sys.argv = [sys.argv[0], "--cpu", "--base-directory", BASE]
+
+import comfy.options  # noqa: E402
+
+comfy.options.enable_args_parsing()
+import comfy.model_management as mm  # noqa: E402
+import comfy.utils  # noqa: E402
+import execution  # noqa: E402
+import utils.extra_config  # noqa: E402,F401  (ComfyUI imports it before nodes)
+
+import nodes  # noqa: E402
+
+PROGRESS: list[tuple[int, int]] = []
+
+
+def progress_hook(value, total, preview, prompt_id=None, node_id=None):
+    # What ComfyUI's main.py hook does: report, and raise when Cancel was pressed.
+    PROGRESS.append((value, total))
+    mm.throw_exception_if_processing_interrupted()
+
+
+class ServerStandIn:
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+
+    def send_sync(self, event, data, sid=None):
+        pass
+
+
+def load_pack():
+    comfy.utils.set_progress_bar_global_hook(progress_hook)
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    name = next(n for n, m in sys.modules.items()
+                if n.endswith("ComfyUI-IntentTuner") and hasattr(m, "NODE_CLASS_MAPPINGS"))
+    return name, sys.modules[name]
+
+
+def check_loaders(pack_name: str) -> dict:
+    families = importlib.import_module(pack_name + ".intenttuner.families").FAMILIES
+    runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
+    node_for = {"detector": "IntentTunerLoadDetector", "segmenter": "IntentTunerLoadSegmenter",
+                "image_encoder": "IntentTunerLoadImageEncoder",
+                "captioner": "IntentTunerLoadCaptioner", "base_model": "IntentTunerLoadBaseModel"}
+    executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
+    results = {}
+    for i, (name, family) in enumerate(families.items()):
+        folder = runtime.download_dir(family.folder)
+        path = family.make_tiny(folder)
+        widget = path.relative_to(folder).as_posix()
+        node_id = str(i + 1)
+        prompt = {node_id: {"class_type": node_for[name],
+                            "inputs": {"model": widget, "precision": "auto"}}}
+        executor.execute(prompt, f"prompt-{name}", {}, [node_id])
+        model = nodes.NODE_CLASS_MAPPINGS[node_for[name]]().load(widget, "auto")[0]
+        before = len(mm.current_loaded_models)
+        output = family.exercise(model)
+        # Only type names are kept: holding the modules here would itself keep them alive.
+        holders = [type(lm.model.model).__name__ for lm in mm.current_loaded_models if lm.model]
+        results[name] = {
+            "ok": executor.success,
+            "listed": widget in nodes.NODE_CLASS_MAPPINGS[node_for[name]].INPUT_TYPES()[
+                "required"]["model"][0],
+            "output": output,
+            "managed_by_comfyui": "_Holder" in holders,
+            "loaded_in_model_manager": len(mm.current_loaded_models) > before or bool(holders),
+        }
+    results["runtime"] = runtime.name
+    return results
+
+
+class SlowFile(BaseHTTPRequestHandler):
+    """Serves DATA in small chunks with pauses, so a download takes a few seconds."""
+
+    DATA = os.urandom(8 << 20)
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self._headers()
+
+    def do_GET(self):
+        self._headers()
+        try:
+            for start in range(0, len(self.DATA), 256 << 10):
+                self.wfile.write(self.DATA[start:start + (256 << 10)])
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client cancelled
+
+    def _headers(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.DATA)))
+        self.end_headers()
+
+
+def check_download_and_cancel(pack_name: str) -> tuple[dict, dict]:
+    download = importlib.import_module(pack_name + ".intenttuner.weights.download")
+    manifest = importlib.import_module(pack_name + ".intenttuner.weights.manifest")
+    runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowFile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/sam.pth"
+    sha = hashlib.sha256(SlowFile.DATA).hexdigest()
+
+    def entry(target):
+        file = manifest.WeightFile(name=target, size=len(SlowFile.DATA), sha256=sha, url=url)
+        return manifest.WeightEntry(id=target, family="segmenter", default=False, title=target,
+                                    folder="sams", target=target, files=(file,), licence="MIT")
+
+    PROGRESS.clear()
+    path = download.ensure_entry(entry("downloaded.pth"))
+    done = {"progress_events": len(PROGRESS), "file_ok": path.read_bytes() == SlowFile.DATA,
+            "in_comfy_models_dir": str(path).startswith(BASE)}
+
+    threading.Timer(0.6, nodes.interrupt_processing, args=(True,)).start()
+    interrupted = False
+    try:
+        download.ensure_entry(entry("cancelled.pth"))
+    except mm.InterruptProcessingException:
+        interrupted = True
+    finally:
+        nodes.interrupt_processing(False)
+    part = runtime.download_dir("sams") / "cancelled.pth.part"
+    cancel = {"interrupted": interrupted, "part_kept": part.is_file() and
+              0 < part.stat().st_size < len(SlowFile.DATA)}
+    server.shutdown()
+    return done, cancel
+
+
+def main() -> None:
+    pack_name, _pack = load_pack()
+    result = {"loaders": check_loaders(pack_name)}
+    result["runtime"] = result["loaders"].pop("runtime")
+    result["download"], result["cancel"] = check_download_and_cancel(pack_name)
+    runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
+    runtime.free_memory()
+    result["free_memory"] = {"loaded_models_after": len(mm.current_loaded_models)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

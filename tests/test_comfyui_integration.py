@@ -1,0 +1,79 @@
+"""The pack inside a real ComfyUI (skips without COMFYUI_PATH; see tests/comfyui_harness.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.comfyui_harness import ComfyServer, make_base_dir, run_in_comfyui
+
+pytestmark = pytest.mark.comfyui
+
+INPROCESS = __import__("pathlib").Path(__file__).with_name("comfyui_inprocess.py")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ComfyServer(tmp_path_factory.mktemp("comfy-base")) as srv:
+        yield srv
+
+
+def test_pack_loads_without_errors_and_lists_every_node(server, pack):
+    log = server.log()
+    assert "IMPORT FAILED" not in log
+    assert "Traceback" not in log
+    info = server.get("/object_info")
+    missing = set(pack.NODE_CLASS_MAPPINGS) - set(info)
+    assert not missing
+    for node_id in pack.NODE_CLASS_MAPPINGS:
+        assert info[node_id]["category"].startswith("IntentTuner/")
+        assert info[node_id]["python_module"].endswith("ComfyUI-IntentTuner")
+
+
+def test_pack_import_time_is_under_half_a_second(server):
+    assert server.pack_import_seconds() < 0.5
+
+
+def test_model_folders_are_registered_with_explicit_extensions(server):
+    folders = set(server.get("/models"))
+    assert {"grounding-dino", "sams", "image_encoders", "captioners", "checkpoints",
+            "diffusers", "loras"} <= folders
+
+
+def test_missing_optional_package_leaves_comfyui_and_other_nodes_working(tmp_path):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    # sitecustomize runs at interpreter start: segment_anything behaves as if uninstalled.
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.util, sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'segment_anything':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+        "_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, p=None: (\n"
+        "    None if n.split('.')[0] == 'segment_anything' else _find(n, p))\n")
+    with ComfyServer(tmp_path / "base", {"PYTHONPATH": str(blocker)}) as srv:
+        info = srv.get("/object_info")
+        log = srv.log()
+    assert "IMPORT FAILED" not in log
+    assert info["IntentTunerLoadSegmenter"]["description"].startswith("UNAVAILABLE")
+    assert "pip install segment-anything" in info["IntentTunerLoadSegmenter"]["description"]
+    assert not info["IntentTunerLoadDetector"]["description"].startswith("UNAVAILABLE")
+    assert "KSampler" in info  # ComfyUI itself is fine
+    assert "Load Segment Anything (SAM) unavailable until you run `pip install segment-anything`" \
+        in log
+
+
+def test_loaders_run_through_comfyui_model_manager_progress_and_cancel(tmp_path):
+    base = make_base_dir(tmp_path / "base")
+    result = run_in_comfyui(INPROCESS, base)
+    for family, check in result["loaders"].items():
+        assert check["ok"], f"{family}: {check}"
+        assert check["managed_by_comfyui"], family
+        assert check["loaded_in_model_manager"], family
+    assert result["download"]["progress_events"] > 0
+    assert result["download"]["file_ok"]
+    assert result["cancel"]["interrupted"]
+    assert result["cancel"]["part_kept"]
+    assert result["free_memory"]["loaded_models_after"] == 0

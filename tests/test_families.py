@@ -1,0 +1,71 @@
+"""What every model family must do, checked across the registry: its tiny model goes through the
+real resolution + loading path and runs; a file of another family, or a truncated file, gets a
+clear error instead of a traceback from inside a library."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from intenttuner import loading
+from intenttuner.errors import WeightsCorruptError, WrongModelFamilyError
+from intenttuner.families import FAMILIES
+from intenttuner.tiny.detector import make_tiny_detector_original
+
+# Families whose tiny model is one file, and how to write it.
+SINGLE_FILE_BUILDERS = {
+    "detector": make_tiny_detector_original,
+    "segmenter": FAMILIES["segmenter"].make_tiny,
+    "image_encoder": FAMILIES["image_encoder"].make_tiny,
+    "base_model": FAMILIES["base_model"].make_tiny,
+}
+
+
+@pytest.fixture(scope="module")
+def single_files(tmp_path_factory):
+    """One tiny single-file model per family, built once for the module."""
+    folder = tmp_path_factory.mktemp("tiny-files")
+    return {name: build(folder / name) for name, build in SINGLE_FILE_BUILDERS.items()}
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_tiny_model_loads_through_the_registry_once_and_runs(models_root, name):
+    family = FAMILIES[name]
+    folder = models_root / family.folder
+    path = family.make_tiny(folder)
+    widget = path.relative_to(folder).as_posix()
+
+    assert widget in loading.model_choices(name)
+    model = loading.load_model(name, widget)
+    assert loading.load_model(name, widget) is model  # loaded once, shared
+    assert family.exercise(model)
+
+
+@pytest.mark.parametrize(("victim", "intruder"), [
+    (v, i) for v in FAMILIES for i in SINGLE_FILE_BUILDERS if v != i])
+def test_file_of_another_family_is_refused(models_root, single_files, victim, intruder):
+    family = FAMILIES[victim]
+    dest = models_root / family.folder / single_files[intruder].name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(single_files[intruder], dest)
+
+    with pytest.raises(WrongModelFamilyError) as info:
+        family.load(dest)
+
+    message = str(info.value)
+    assert str(dest) in message
+    if victim != "captioner":  # captioners are folders: told so instead
+        assert f"models/{FAMILIES[intruder].folder}" in message
+
+
+@pytest.mark.parametrize("name", list(SINGLE_FILE_BUILDERS))
+def test_truncated_file_is_reported_corrupt(models_root, single_files, name):
+    family = FAMILIES[name]
+    dest = models_root / family.folder / single_files[name].name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    data = single_files[name].read_bytes()
+    dest.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(WeightsCorruptError, match="truncated or corrupt"):
+        family.load(dest)

@@ -1,0 +1,43 @@
+"""The shipped manifest of default weights is complete and safe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from intenttuner.errors import InputError
+from intenttuner.families import FAMILIES
+from intenttuner.weights.folders import MODEL_FOLDERS
+from intenttuner.weights.manifest import MANIFEST_PATH, load_manifest, parse_manifest
+
+
+def test_every_family_has_exactly_one_default():
+    manifest = load_manifest()
+    for family in FAMILIES:
+        assert manifest.default_for(family).family == family
+
+
+def test_large_files_have_a_published_size_or_checksum():
+    for entry in load_manifest().entries:
+        assert entry.folder in MODEL_FOLDERS
+        assert entry.licence
+        for f in entry.files:
+            if f.name.endswith((".safetensors", ".pth", ".bin")):
+                assert f.sha256, f"{entry.id}/{f.name} has no sha256"
+
+
+def test_requirements_point_at_existing_entries():
+    manifest = load_manifest()
+    for entry in manifest.entries:
+        for required in entry.requires:
+            manifest.get(required)
+
+
+@pytest.mark.parametrize("bad", ["../escape.pth", "/abs/path.pth", "a/../../b.pth"])
+def test_unsafe_paths_are_rejected(bad):
+    data = json.loads(MANIFEST_PATH.read_text())
+    data["weights"] = [data["weights"][0]]
+    data["weights"][0]["target"] = bad
+    with pytest.raises(InputError, match="unsafe path"):
+        parse_manifest(data)
