@@ -62,3 +62,6 @@ class ModelsFolderError(WeightsError, PermissionError):
 class InputError(IntentTunerError, ValueError):
     """A node input or library argument has a value that cannot be used."""
 
+
+class LLMError(IntentTunerError):
+    """An LLM endpoint could not be used: unreachable, slow, refusing, or answering nonsense."""

@@ -126,3 +126,26 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray,
     bg = np.asarray(background, dtype=np.float32)[None, None, :]
     out = rgb.astype(np.float32) * a + bg * (1.0 - a)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def batch_to_pils(images) -> list[Image.Image]:
+    """A ComfyUI IMAGE batch (torch tensor B x H x W x C, floats in [0, 1]; C = 1, 3 or 4) as a
+    list of RGB PIL images. A single H x W x C image is accepted too."""
+    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else images
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise InputError(f"Expected an IMAGE batch of shape (B, H, W, C), got {array.shape}.")
+    return [to_rgb_pil(np.clip(frame, 0.0, 1.0)) for frame in array]
+
+
+def pils_to_batch(images: list[Image.Image]):
+    """Same-size PIL images as a ComfyUI IMAGE batch: float32 tensor B x H x W x 3 in [0, 1]."""
+    import torch
+
+    arrays = [to_rgb_array(image) for image in images]
+    sizes = {a.shape for a in arrays}
+    if len(sizes) != 1:
+        raise InputError(f"Images of different sizes cannot form one batch: {sorted(sizes)}.")
+    return torch.from_numpy(np.stack(arrays).astype(np.float32) / 255.0)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR_ENV = "INTENTTUNER_MODELS_DIR"
 OUTPUT_DIR_ENV = "INTENTTUNER_OUTPUT_DIR"
+INPUT_DIR_ENV = "INTENTTUNER_INPUT_DIR"
 
 
 class ManagedModel:
@@ -153,6 +154,9 @@ class TorchRuntime:
     def output_dir(self) -> Path:
         return self._output_dir
 
+    def input_dir(self) -> Path:
+        return Path(os.environ.get(INPUT_DIR_ENV) or "input")
+
     # -- memory ----------------------------------------------------------------------------
     def manage(self, module: nn.Module) -> ManagedModel:
         """Hand a freshly loaded (CPU) module to the host's memory management."""
@@ -173,6 +177,11 @@ class TorchRuntime:
 
     def send_event(self, event: str, data: dict[str, Any]) -> None:
         log.debug("event %s: %s", event, data)
+
+    def save_ui_images(self, images: list, prefix: str) -> list[dict[str, str]]:
+        """Store PIL ``images`` where the host's UI can show them; returns their descriptors
+        (``{"filename", "subfolder", "type"}`` in ComfyUI). Without a UI: nothing, []."""
+        return []
 
 
 def default_models_root() -> Path:

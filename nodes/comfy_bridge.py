@@ -118,6 +118,27 @@ class ComfyRuntime(TorchRuntime):
 
         return Path(folder_paths.get_output_directory())
 
+    def input_dir(self) -> Path:
+        import folder_paths
+
+        return Path(folder_paths.get_input_directory())
+
+    def save_ui_images(self, images: list, prefix: str) -> list[dict[str, str]]:
+        """Write PNGs to ComfyUI's temp folder, the way its PreviewImage node does."""
+        import folder_paths
+
+        temp = folder_paths.get_temp_directory()
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            f"intenttuner/{prefix}", temp, images[0].width if images else 0,
+            images[0].height if images else 0)
+        saved = []
+        for image in images:
+            filename = f"{name}_{counter:05}_.png"
+            image.save(Path(folder) / filename, compress_level=1)
+            saved.append({"filename": filename, "subfolder": subfolder, "type": "temp"})
+            counter += 1
+        return saved
+
     def manage(self, module: torch.nn.Module) -> ManagedModel:
         return ComfyManagedModel(module, self.torch_device(), self.offload_device())
 

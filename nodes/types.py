@@ -7,3 +7,6 @@ IMAGE_ENCODER = "IT_IMAGE_ENCODER"
 CAPTIONER = "IT_CAPTIONER"
 BASE_MODEL = "IT_BASE_MODEL"
 LLM = "IT_LLM"
+
+# Pipeline data (plain, JSON-serialisable objects of the intenttuner library).
+INTENT = "INTENT"

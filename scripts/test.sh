@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 "$PY" -m ruff check .
 "$PY" -m pytest -q "$@"
-if [ -d web/tests ] && command -v node >/dev/null; then
-  node --test web/tests/
+if ! command -v node >/dev/null; then
+  echo "node (Node.js 18+) is needed for the web-extension tests in tests/web" >&2
+  exit 1
 fi
+node --test tests/web/

@@ -92,6 +92,13 @@ class ComfyServer:
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
             return json.loads(response.read())
 
+    def post(self, path: str, data: object):
+        request = urllib.request.Request(self.url + path, data=json.dumps(data).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

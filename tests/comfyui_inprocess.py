@@ -1,3 +1,4 @@
+# ruff: noqa: I001
 """Boot a real ComfyUI in this process (no HTTP server) with the pack loaded through ComfyUI's
 own custom-node loader, and check what only a real ComfyUI can show: loaders run by the prompt
 executor, foreign models loaded by ComfyUI's model manager, download progress through ComfyUI's
@@ -23,14 +24,14 @@ CHECKOUT, BASE = sys.argv[1], sys.argv[2]
 sys.path.insert(0, CHECKOUT)
 sys.argv = [sys.argv[0], "--cpu", "--base-directory", BASE]
 
+# The order below is ComfyUI's own (main.py): utils.extra_config before comfy.model_management.
 import comfy.options  # noqa: E402
 
 comfy.options.enable_args_parsing()
+import utils.extra_config  # noqa: E402,F401,I001
 import comfy.model_management as mm  # noqa: E402
 import comfy.utils  # noqa: E402
 import execution  # noqa: E402
-import utils.extra_config  # noqa: E402,F401  (ComfyUI imports it before nodes)
-
 import nodes  # noqa: E402
 
 PROGRESS: list[tuple[int, int]] = []

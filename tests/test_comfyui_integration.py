@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
+from pathlib import Path
+
 import pytest
 
 from tests.comfyui_harness import ComfyServer, make_base_dir, run_in_comfyui
 
 pytestmark = pytest.mark.comfyui
 
-INPROCESS = __import__("pathlib").Path(__file__).with_name("comfyui_inprocess.py")
+INPROCESS = Path(__file__).with_name("comfyui_inprocess.py")
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +82,52 @@ def test_loaders_run_through_comfyui_model_manager_progress_and_cancel(tmp_path)
     assert result["cancel"]["interrupted"]
     assert result["cancel"]["part_kept"]
     assert result["free_memory"]["loaded_models_after"] == 0
+
+
+def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):
+    """A real server parsing with an LLM: the key is used, and found nowhere afterwards."""
+    from tests.fake_llm import FakeLLM, Reply
+    from tests.test_intent_llm import VALID
+
+    key = "sk-live-INTEGRATION-9f8e7d6c5b4a3210"
+    answer = json.loads(json.dumps(VALID))  # no boxes here, so no [n] in the answer
+    for concept in answer["concepts"]:
+        for value in concept["values"]:
+            value["references"] = []
+    fake = FakeLLM(replies=[Reply(json.dumps(answer))])
+    base_url = fake.start()
+    prompt = {
+        "1": {"class_type": "IntentTunerLLMSettings",
+              "inputs": {"base_url": base_url, "model": "gpt-test",
+                         "api_key_env": "IT_INTEGRATION_KEY", "timeout_s": 30.0}},
+        "2": {"class_type": "IntentTunerIntentParse",
+              "inputs": {"description": "Keep his face. Switch between the leather jacket [1] "
+                                        "and the striped jacket [2]. Never a necklace.",
+                         "on_unplaced": "error", "reference_boxes": "[]", "llm": ["1", 0],
+                         "if_llm_fails": "error"}},
+        "3": {"class_type": "IntentTunerIntentSave",
+              "inputs": {"intent": ["2", 0], "filename_prefix": "secret", "with_crops": True}},
+    }
+    try:
+        with ComfyServer(tmp_path / "base", {"IT_INTEGRATION_KEY": key}) as srv:
+            prompt_id = srv.post("/prompt", {"prompt": prompt})["prompt_id"]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                history = srv.get(f"/history/{prompt_id}")
+                if history.get(prompt_id, {}).get("status", {}).get("completed"):
+                    break
+                time.sleep(0.5)
+            with urllib.request.urlopen(srv.url + "/history", timeout=10) as r:
+                history_text = r.read().decode()
+            log = srv.log()
+    finally:
+        fake.stop()
+    assert json.loads(history_text)[prompt_id]["status"]["status_str"] == "success"
+    assert fake.requests[0]["headers"]["authorization"] == f"Bearer {key}"
+    assert key not in history_text
+    assert key not in log
+    saved = list((tmp_path / "base" / "output" / "intents").glob("secret_*.json"))
+    assert saved
+    for path in (tmp_path / "base").rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert key.encode() not in path.read_bytes(), path
