@@ -12,6 +12,7 @@ import importlib.util
 import logging
 
 from . import comfy_bridge
+from .detect import NODES as DETECT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
 from .schema import unavailable_note
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 comfy_bridge.install()
 
-ALL_NODES = [*LOADER_NODES, *INTENT_NODES]
+ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES]
 
 
 def _missing_packages(cls) -> list:

@@ -10,3 +10,4 @@ LLM = "IT_LLM"
 
 # Pipeline data (plain, JSON-serialisable objects of the intenttuner library).
 INTENT = "INTENT"
+DETECTIONS = "DETECTIONS"

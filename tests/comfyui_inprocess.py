@@ -153,9 +153,53 @@ def check_download_and_cancel(pack_name: str) -> tuple[dict, dict]:
     return done, cancel
 
 
+def check_detection_graph(pack_name: str) -> dict:
+    """Load Image -> Intent Parse -> Concept Detect (with SAM) -> Reference Filter, executed by
+    ComfyUI's own executor with image lists, as a user's graph would run."""
+    from PIL import Image
+
+    families = importlib.import_module(pack_name + ".intenttuner.families").FAMILIES
+    runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
+    names = {}
+    for family in ("detector", "segmenter", "image_encoder"):
+        folder = runtime.download_dir(families[family].folder)
+        names[family] = families[family].make_tiny(folder).relative_to(folder).as_posix()
+    (runtime.input_dir()).mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (96, 64), (200, 40, 40)).save(runtime.input_dir() / "scene.png")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "scene.png"}},
+        "2": {"class_type": "IntentTunerIntentParse", "inputs": {
+            "description": "trigger: x. Keep the jacket [1]. Remove the hat.",
+            "on_unplaced": "error", "reference_boxes": "[[10, 10, 60, 50]]",
+            "reference_1": ["1", 0], "if_llm_fails": "error"}},
+        "3": {"class_type": "IntentTunerLoadDetector",
+              "inputs": {"model": names["detector"], "precision": "auto"}},
+        "4": {"class_type": "IntentTunerLoadSegmenter",
+              "inputs": {"model": names["segmenter"], "precision": "auto"}},
+        "5": {"class_type": "IntentTunerLoadImageEncoder",
+              "inputs": {"model": names["image_encoder"], "precision": "auto"}},
+        "6": {"class_type": "IntentTunerConceptDetect", "inputs": {
+            "images": ["1", 0], "intent": ["2", 0], "detector": ["3", 0],
+            "segmenter": ["4", 0], "box_threshold": 0.0, "text_threshold": 0.0}},
+        "7": {"class_type": "IntentTunerRefFilter", "inputs": {
+            "images": ["1", 0], "detections": ["6", 0], "intent": ["2", 0],
+            "image_encoder": ["5", 0], "threshold": 0.5, "top_k": 1}},
+    }
+    executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
+    executor.execute(prompt, "prompt-detection", {}, ["6", "7"])
+    outputs = executor.history_result["outputs"] if executor.success else {}
+    errors = [m for m in executor.status_messages if m[0] == "execution_error"]
+    return {"ok": executor.success, "error": str(errors[-1][1].get("exception_message"))
+            if errors else "",
+            "detect_text": outputs.get("6", {}).get("text", [""])[0],
+            "filter_text": outputs.get("7", {}).get("text", [""])[0],
+            "previews": len(outputs.get("7", {}).get("images", []))}
+
+
 def main() -> None:
     pack_name, _pack = load_pack()
     result = {"loaders": check_loaders(pack_name)}
+    result["detection"] = check_detection_graph(pack_name)
     result["runtime"] = result["loaders"].pop("runtime")
     result["download"], result["cancel"] = check_download_and_cancel(pack_name)
     runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()

@@ -82,6 +82,11 @@ def test_loaders_run_through_comfyui_model_manager_progress_and_cancel(tmp_path)
     assert result["cancel"]["interrupted"]
     assert result["cancel"]["part_kept"]
     assert result["free_memory"]["loaded_models_after"] == 0
+    detection = result["detection"]
+    assert detection["ok"], detection["error"]
+    assert "jacket:" in detection["detect_text"] and "hat:" in detection["detect_text"]
+    assert "Filtered by reference similarity >= 0.5" in detection["filter_text"]
+    assert detection["previews"] == 1
 
 
 def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):

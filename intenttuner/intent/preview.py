@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import textwrap
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from ..drawing import font as load_font
 from .schema import Concept, Intent, Operation
 
 COLOURS = {Operation.KEEP: (46, 160, 67), Operation.MODIFY: (47, 110, 220),
@@ -44,7 +45,7 @@ def _describe(concept: Concept) -> str:
 
 def render_preview(intent: Intent, width: int = 768) -> Image.Image:
     """The summary as text, then the reference crops labelled with their concept."""
-    font = _font(15)
+    font = load_font(15)
     chars = max(20, (width - 2 * PAD) // 8)
     lines = [wrapped for line in summary(intent).splitlines()
              for wrapped in textwrap.wrap(line, chars, subsequent_indent="        ") or [""]]
@@ -95,10 +96,3 @@ def _line_colour(line: str) -> tuple[int, int, int]:
         if line.startswith(operation.value.upper()):
             return COLOURS[operation]
     return (240, 180, 60) if line.startswith(("Note", "NOT UNDERSTOOD")) else TEXT
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()

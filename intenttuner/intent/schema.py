@@ -26,7 +26,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import InputError
 
@@ -141,6 +149,9 @@ class Intent(_Strict):
     notes: list[str] = Field(default_factory=list,
                              description="What the parser assumed (defaults, fallbacks).")
     parser: str = Field(default="offline", description="'offline' or 'llm:<model>'.")
+    # Per-process memo of reference-crop embeddings, so filters embed each crop once per image
+    # encoder however often they run (never serialised). See detection/ref_filter.py.
+    _embeddings: dict = PrivateAttr(default_factory=dict)
 
     @field_validator("trigger_words")
     @classmethod
