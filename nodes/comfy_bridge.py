@@ -165,5 +165,6 @@ class ComfyRuntime(TorchRuntime):
     def send_event(self, event: str, data: dict[str, Any]) -> None:
         from server import PromptServer
 
-        if PromptServer.instance is not None:
-            PromptServer.instance.send_sync(event, data)
+        instance = getattr(PromptServer, "instance", None)  # None when no server runs
+        if instance is not None:
+            instance.send_sync(event, data)

@@ -21,12 +21,17 @@ EXAMPLE = ("Train a model of a man called Vincent. Keep his face consistent. He 
            "to switch between the black leather jacket [1] and the striped jacket [2]. His hair "
            "colour should be adjustable. Never give him a necklace.")
 
-_INTENT_OUT = ("intent", "preview", "summary")
-_INTENT_TOOLTIPS = (
-    "The intent specification, for every later IntentTuner stage.",
-    "The intent as an image: concepts, notes and the labelled reference crops.",
-    "The intent as readable text.",
-)
+class _IntentNode:
+    """What the nodes producing an intent share: INTENT + preview IMAGE + summary out."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (types.INTENT, "IMAGE", "STRING")
+    RETURN_NAMES = ("intent", "preview", "summary")
+    OUTPUT_TOOLTIPS = (
+        "The intent specification, for every later IntentTuner stage.",
+        "The intent as an image: concepts, notes and the labelled reference crops.",
+        "The intent as readable text.",
+    )
 
 
 def _outputs(intent, references: list | None = None) -> dict:
@@ -40,18 +45,14 @@ def _outputs(intent, references: list | None = None) -> dict:
     return {"ui": ui, "result": (intent, pils_to_batch([preview]), text)}
 
 
-class IntentParse:
+class IntentParse(_IntentNode):
     DISPLAY_NAME = "Intent Parse"
     DESCRIPTION = ("Turns what you want in words — keep, change, remove — and boxes on reference "
                    "images into the intent every IntentTuner stage follows. Works offline; "
                    "connect LLM Settings to parse with an LLM instead. Write [n] after a "
                    "concept to bind it to box n.")
-    CATEGORY = CATEGORY
     FUNCTION = "parse"
     OUTPUT_NODE = True
-    RETURN_TYPES = (types.INTENT, "IMAGE", "STRING")
-    RETURN_NAMES = _INTENT_OUT
-    OUTPUT_TOOLTIPS = _INTENT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -129,14 +130,10 @@ class IntentSave:
         return {"ui": {"text": [str(path)]}, "result": (str(path),)}
 
 
-class IntentLoad:
+class IntentLoad(_IntentNode):
     DISPLAY_NAME = "Intent Load"
     DESCRIPTION = "Loads an intent saved by Intent Save (output/intents) or put in input/intents."
-    CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES = (types.INTENT, "IMAGE", "STRING")
-    RETURN_NAMES = _INTENT_OUT
-    OUTPUT_TOOLTIPS = _INTENT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -158,15 +155,11 @@ class IntentLoad:
         return _outputs(load_intent(file))
 
 
-class IntentEdit:
+class IntentEdit(_IntentNode):
     DISPLAY_NAME = "Intent Edit"
     DESCRIPTION = ("Changes an intent with a JSON merge patch, e.g. a new trigger word, another "
                    "value for a concept, or a concept removed, and checks the result again.")
-    CATEGORY = CATEGORY
     FUNCTION = "edit"
-    RETURN_TYPES = (types.INTENT, "IMAGE", "STRING")
-    RETURN_NAMES = _INTENT_OUT
-    OUTPUT_TOOLTIPS = _INTENT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -47,9 +47,10 @@ class ServerStandIn:
     client_id = None
     last_node_id = None
     last_prompt_id = None
+    events: list = []
 
     def send_sync(self, event, data, sid=None):
-        pass
+        self.events.append((event, data))
 
 
 def load_pack():
@@ -134,9 +135,13 @@ def check_download_and_cancel(pack_name: str) -> tuple[dict, dict]:
                                     folder="sams", target=target, files=(file,), licence="MIT")
 
     PROGRESS.clear()
+    server_module = importlib.import_module("server")
+    server_module.PromptServer.instance = ServerStandIn()  # collects what send_sync sends
     path = download.ensure_entry(entry("downloaded.pth"))
     done = {"progress_events": len(PROGRESS), "file_ok": path.read_bytes() == SlowFile.DATA,
-            "in_comfy_models_dir": str(path).startswith(BASE)}
+            "in_comfy_models_dir": str(path).startswith(BASE),
+            "websocket_events": [(e, d["state"]) for e, d in ServerStandIn.events
+                                 if e.startswith("intenttuner.")]}
 
     threading.Timer(0.6, nodes.interrupt_processing, args=(True,)).start()
     interrupted = False

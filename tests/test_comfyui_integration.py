@@ -79,6 +79,8 @@ def test_loaders_run_through_comfyui_model_manager_progress_and_cancel(tmp_path)
         assert check["loaded_in_model_manager"], family
     assert result["download"]["progress_events"] > 0
     assert result["download"]["file_ok"]
+    assert result["download"]["websocket_events"] == [["intenttuner.download", "start"],
+                                                      ["intenttuner.download", "done"]]
     assert result["cancel"]["interrupted"]
     assert result["cancel"]["part_kept"]
     assert result["free_memory"]["loaded_models_after"] == 0

@@ -37,10 +37,12 @@ def _online(models_root, monkeypatch):  # after models_root, which switches the 
     monkeypatch.delenv("HF_TOKEN", raising=False)
 
 
-def url_entry(base: str, path: str = "/files/sam_test.pth", *, sha=None, size=None, **kw):
+def url_entry(base: str, path: str = "/files/sam_test.pth", *, sha=None, size=None,
+              target=None, **kw):
     file = WeightFile(name=path.rsplit("/", 1)[-1], size=size, sha256=sha, url=base + path)
     return WeightEntry(id="test-sam", family="segmenter", default=False, title="Test SAM",
-                       folder="sams", target=file.name, files=(file,), licence="MIT", **kw)
+                       folder="sams", target=target or file.name, files=(file,), licence="MIT",
+                       **kw)
 
 
 def hub_entry(files: dict[str, tuple[int | None, str | None]], target="tiny-repo"):
@@ -263,3 +265,25 @@ def test_requirements_are_fetched_first(server, models_root):
     ensure_entry(main, Manifest((vocab, main)))
 
     assert (models_root / "bert-base-uncased" / "vocab.txt").read_bytes() == tokenizer
+
+
+def test_download_announces_start_and_end_as_events(server, models_root):
+    from intenttuner import runtime
+
+    events = []
+
+    class Recording(runtime.TorchRuntime):
+        def send_event(self, event, data):
+            events.append((event, data["state"], data["file"]))
+
+    server.files["/files/sam_test.pth"] = Served(PAYLOAD)
+    base = server.start()
+    runtime.set_runtime(Recording(models_dir=models_root))
+    ensure_entry(url_entry(base, sha=sha256(PAYLOAD)))
+    with pytest.raises(ChecksumMismatchError):
+        ensure_entry(url_entry(base, sha=sha256(b"x"), target="other.pth"))
+
+    assert events == [("intenttuner.download", "start", "sam_test.pth"),
+                      ("intenttuner.download", "done", "sam_test.pth"),
+                      ("intenttuner.download", "start", "sam_test.pth"),
+                      ("intenttuner.download", "failed", "sam_test.pth")]

@@ -18,8 +18,7 @@ reads both formats users keep in ``models/grounding-dino``:
 
     det = FAMILY.load(models_dir / "grounding-dino" / "grounding-dino-tiny")
     found = det.detect([image], ["black leather jacket", "necklace"])
-    for d in found[0]:
-        print(d.box, d.score, d.phrase_index)   # XYXY pixels of the original image
+    boxes = [(d.box, d.score, d.phrase_index) for d in found[0]]  # XYXY, original pixels
 
 All phrases of a call go through the model in one pass per image: they are joined into one
 caption ``"black leather jacket . necklace ."`` (lower case), as GroundingDINO was trained, and

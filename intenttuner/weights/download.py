@@ -67,10 +67,20 @@ def ensure_entry(entry: WeightEntry, manifest: Manifest | None = None) -> Path:
     missing = [f for f in entry.files if not file_complete(entry.destination(folder_dir, f), f.size)]
     _prepare_folder(folder_dir, entry, missing)
     for file in missing:
-        download_file(
-            entry.url(file), entry.destination(folder_dir, file), file,
-            on_unreachable=lambda why: manual_instructions(entry, folder_dir, why),
-        )
+        # Websocket events (intenttuner.download) let a UI say what is being fetched and why
+        # a node waits; the progress bar itself comes from rt.progress.
+        event = {"id": entry.id, "file": file.name, "size": file.size}
+        rt.send_event("intenttuner.download", {**event, "state": "start"})
+        try:
+            download_file(
+                entry.url(file), entry.destination(folder_dir, file), file,
+                on_unreachable=lambda why: manual_instructions(entry, folder_dir, why),
+            )
+        except Exception as exc:
+            reason = (str(exc) or type(exc).__name__).splitlines()[0]  # Cancel has no message
+            rt.send_event("intenttuner.download", {**event, "state": "failed", "error": reason})
+            raise
+        rt.send_event("intenttuner.download", {**event, "state": "done"})
     return entry.local_path(folder_dir)
 
 
