@@ -124,8 +124,10 @@ class LLMSettingsNode:
                                  "tooltip": "Model name as the endpoint knows it."}),
             "api_key_env": ("STRING", {
                 "default": "OPENAI_API_KEY",
-                "tooltip": "NAME of the environment variable holding the API key (set it "
-                           "before starting ComfyUI). Local servers usually need none."}),
+                "tooltip": "NAME of the environment variable holding the API key, ending in "
+                           "_API_KEY (set it before starting ComfyUI). Local servers usually "
+                           "need none; other hosts must be the key's provider or listed in "
+                           "INTENTTUNER_LLM_TRUSTED_HOSTS."}),
             "timeout_s": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 600.0, "step": 1.0,
                                     "tooltip": "Seconds to wait for an answer before failing."}),
         }}

@@ -17,6 +17,7 @@ class Served:
     drop_after: int | None = None  # close the connection after this many body bytes...
     drops_left: int = 0  # ...this many times
     status: int = 200  # e.g. 401, 404, 500 to refuse
+    token: str | None = None  # a gated file: answer 401 unless this bearer token comes along
 
 
 @dataclass
@@ -44,17 +45,33 @@ class FileServer:
                     return self._status(404)
                 if served.status != 200:
                     return self._status(served.status)
-                is_hub_lfs = "/resolve/" in self.path and served.declared_sha256
-                if is_hub_lfs and not self.path.startswith("/cdn/"):
-                    # Like the Hub: LFS files redirect to a CDN and declare their sha256.
-                    self.send_response(302)
-                    self.send_header("Location", "/cdn" + self.path)
-                    self.send_header("X-Linked-Etag", f'"{served.declared_sha256}"')
-                    self.send_header("X-Linked-Size", str(len(served.data)))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return None
+                hub = "/resolve/" in self.path and not self.path.startswith(("/cdn/", "/api/"))
+                if served.token and (hub or self.path.startswith("/api/")) and \
+                        self.headers.get("Authorization") != f"Bearer {served.token}":
+                    return self._status(401)
+                if hub and served.declared_sha256:
+                    # Like the Hub: an LFS file redirects to its CDN (another host) and
+                    # declares its sha256 and size on the redirect.
+                    host, port = self.server.server_address
+                    return self._redirect(302, f"http://localhost:{port}/cdn{self.path}", {
+                        "X-Linked-Etag": f'"{served.declared_sha256}"',
+                        "X-Linked-Size": str(len(served.data))})
+                if hub and served.declared_git_sha1:
+                    # A small file: a same-host redirect whose own body must not be mistaken
+                    # for the file; its target declares the git blob hash.
+                    return self._redirect(307, "/api/resolve-cache" + self.path, {})
                 return self._send_body(served, head)
+
+            def _redirect(self, code: int, location: str, headers: dict):
+                body = f"Redirecting to {location}".encode()
+                self.send_response(code)
+                self.send_header("Location", location)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
             def _send_body(self, served: Served, head: bool):
                 data, start = served.data, 0
@@ -65,7 +82,7 @@ class FileServer:
                         return self._status(416)
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(data) - start))
-                if served.declared_git_sha1:
+                if served.declared_git_sha1 and self.path.startswith("/api/resolve-cache/"):
                     self.send_header("ETag", f'"{served.declared_git_sha1}"')
                 self.end_headers()
                 if head:
@@ -94,8 +111,8 @@ class FileServer:
         return f"http://{host}:{port}"
 
     def lookup(self, path: str) -> Served | None:
-        # CDN paths serve the same bytes as the /resolve/ path they were redirected from.
-        return self.files.get(path.removeprefix("/cdn"))
+        # CDN and resolve-cache paths serve the bytes of the /resolve/ path they came from.
+        return self.files.get(path.removeprefix("/cdn").removeprefix("/api/resolve-cache"))
 
     def stop(self) -> None:
         self._httpd.shutdown()

@@ -106,7 +106,7 @@ def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):
     prompt = {
         "1": {"class_type": "IntentTunerLLMSettings",
               "inputs": {"base_url": base_url, "model": "gpt-test",
-                         "api_key_env": "IT_INTEGRATION_KEY", "timeout_s": 30.0}},
+                         "api_key_env": "IT_INTEGRATION_API_KEY", "timeout_s": 30.0}},
         "2": {"class_type": "IntentTunerIntentParse",
               "inputs": {"description": "Keep his face. Switch between the leather jacket [1] "
                                         "and the striped jacket [2]. Never a necklace.",
@@ -116,7 +116,7 @@ def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):
               "inputs": {"intent": ["2", 0], "filename_prefix": "secret", "with_crops": True}},
     }
     try:
-        with ComfyServer(tmp_path / "base", {"IT_INTEGRATION_KEY": key}) as srv:
+        with ComfyServer(tmp_path / "base", {"IT_INTEGRATION_API_KEY": key}) as srv:
             prompt_id = srv.post("/prompt", {"prompt": prompt})["prompt_id"]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:

@@ -171,6 +171,18 @@ def test_box_mask_round_trip():
     assert full.counts == [0, 16] and full.decode((4, 4)).all()
 
 
+@pytest.mark.parametrize(("region", "counts"), [
+    ((0, 0, 4, 4), [3, 3]),  # covers 6 of 16 pixels
+    ((4, 0, 2, 4), [0]),  # x1 < x0
+    ((0, 0, 2, 2), [5, -1]),  # negative run
+])
+def test_inconsistent_masks_are_refused(region, counts):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        BoxMask(region=region, counts=counts)
+
+
 def _box_region(size, region):
     out = np.zeros((size[1], size[0]), dtype=bool)
     out[region[1]:region[3], region[0]:region[2]] = True
@@ -272,3 +284,27 @@ def _scaled(detections: Detections, factor: int) -> Detections:
     for d in out.images[0].detections:
         d.box = tuple(v * factor for v in d.box)
     return out
+
+
+def test_value_without_boxes_is_not_judged_against_another_values_box(tiny):
+    leather = noise(40, 30, seed=7)
+    intent = parse_intent("trigger: x. He should switch between the leather jacket [1] and a "
+                          "denim jacket.", [leather], "[[0, 0, 40, 30]]")
+    scene = Image.new("RGB", (200, 100), (20, 40, 160))
+    scene.paste(leather, (10, 10))
+    detections = Detections(
+        images=[ImageDetections(index=0, size=scene.size, detections=[
+            Detection(concept="jacket", value="leather jacket", phrase="leather jacket",
+                      box=(10, 10, 50, 40), score=0.6),
+            Detection(concept="jacket", value="denim jacket", phrase="denim jacket",
+                      box=(100, 20, 190, 90), score=0.7)])],
+        queries={"leather jacket": ["jacket"], "denim jacket": ["jacket"]},
+        box_threshold=0.35, text_threshold=0.25)
+
+    result = filter_by_references([scene], detections, intent, tiny["image_encoder"],
+                                  FilterSettings(threshold=0.99))
+
+    leather_det, denim_det = result.images[0].detections
+    assert leather_det.kept and leather_det.similarity == pytest.approx(1.0, abs=1e-4)
+    assert denim_det.kept and denim_det.similarity is None
+    assert not [w for w in result.warnings if "look like" in w]

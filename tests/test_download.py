@@ -287,3 +287,38 @@ def test_download_announces_start_and_end_as_events(server, models_root):
                       ("intenttuner.download", "done", "sam_test.pth"),
                       ("intenttuner.download", "start", "sam_test.pth"),
                       ("intenttuner.download", "failed", "sam_test.pth")]
+
+
+def test_gated_small_file_gets_the_token_through_same_host_redirects(server, models_root,
+                                                                     monkeypatch):
+    config = b'{"model_type": "blip"}'
+    server.files["/org/tiny-repo/resolve/abc123/config.json"] = Served(
+        config, declared_git_sha1=git_blob_sha1(config), token="hf_gated")
+    monkeypatch.setenv("HF_ENDPOINT", server.start())
+    entry = hub_entry({"config.json": (None, None)}, target="")
+
+    with pytest.raises(DownloadError, match="HTTP 401.*HF_TOKEN"):
+        ensure_entry(entry)
+    monkeypatch.setenv("HF_TOKEN", "hf_gated")
+    path = ensure_entry(entry)
+
+    assert (path / "config.json").read_bytes() == config
+    fetched = [r for r in server.requests if r[0] == "GET"]
+    assert [r[1] for r in fetched] == ["/api/resolve-cache/org/tiny-repo/resolve/abc123/"
+                                       "config.json"]
+    assert fetched[0][2]["Authorization"] == "Bearer hf_gated"
+
+
+def test_disk_check_counts_what_a_partial_download_already_holds(server, models_root,
+                                                                 monkeypatch):
+    server.files["/files/sam_test.pth"] = Served(PAYLOAD)
+    base = server.start()
+    part = models_root / "sams" / "sam_test.pth.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PAYLOAD[:-1000])  # all but the last 1000 bytes are here already
+    free = download.FREE_SPACE_MARGIN + 5000
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": free})())
+
+    path = ensure_entry(url_entry(base, sha=sha256(PAYLOAD), size=len(PAYLOAD)))
+
+    assert path.read_bytes() == PAYLOAD

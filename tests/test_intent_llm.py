@@ -42,12 +42,12 @@ def images():
 
 @pytest.fixture
 def llm(monkeypatch):
-    monkeypatch.setenv("IT_TEST_KEY", KEY)
+    monkeypatch.setenv("IT_TEST_API_KEY", KEY)
     llm_parse._working_mode.clear()  # no memory of other tests' endpoints
     fake = FakeLLM()
     base_url = fake.start()
-    fake.settings = LLMSettings(base_url=base_url, model="test-model", api_key_env="IT_TEST_KEY",
-                                timeout_s=5)
+    fake.settings = LLMSettings(base_url=base_url, model="test-model",
+                                api_key_env="IT_TEST_API_KEY", timeout_s=5)
     yield fake
     fake.stop()
 
@@ -143,7 +143,7 @@ def test_endpoint_without_any_structured_output_gets_plain_prompts(llm, images):
 
 def test_slow_endpoint_times_out_with_a_clear_error(llm, images):
     llm.settings = LLMSettings(base_url=llm.settings.base_url, model="test-model",
-                               api_key_env="IT_TEST_KEY", timeout_s=0.5)
+                               api_key_env="IT_TEST_API_KEY", timeout_s=0.5)
     llm.replies = [Reply(json.dumps(VALID), delay=3)]
 
     with pytest.raises(LLMError, match=r"did not answer within 0.5 s"):
@@ -166,10 +166,10 @@ def test_http_errors_say_what_the_endpoint_answered(llm, images, status, message
 
 
 def test_missing_key_is_named_on_401(llm, images, monkeypatch):
-    monkeypatch.delenv("IT_TEST_KEY")
+    monkeypatch.delenv("IT_TEST_API_KEY")
     llm.replies = [Reply(status=401, message="Missing bearer token")]
 
-    with pytest.raises(LLMError, match="IT_TEST_KEY is not set"):
+    with pytest.raises(LLMError, match="IT_TEST_API_KEY is not set"):
         parse_intent(DESCRIPTION, images, BOXES, llm.settings)
 
 
@@ -212,3 +212,32 @@ def test_api_key_is_never_logged(llm, images, caplog):
 
     assert caplog.records  # something was logged...
     assert KEY not in caplog.text  # ...but never the key
+
+
+@pytest.mark.parametrize(("base_url", "env", "trusted", "allowed"), [
+    ("http://evil.example/v1", "OPENAI_API_KEY", "", False),  # a workflow cannot redirect keys
+    ("https://api.openai.com/v1", "OPENAI_API_KEY", "", True),  # the key's own provider
+    ("https://api.openai.com/v1", "GROQ_API_KEY", "", False),  # ...but not another's
+    ("http://localhost:8080/v1", "GROQ_API_KEY", "", True),  # loopback servers
+    ("http://gpu-box.lan:8000/v1", "LOCAL_API_KEY", "gpu-box.lan, other", True),  # listed
+])
+def test_keys_only_go_where_the_machine_owner_allows(monkeypatch, base_url, env, trusted,
+                                                     allowed):
+    from intenttuner.llm import TRUSTED_HOSTS_ENV
+
+    monkeypatch.setenv(env, KEY)
+    monkeypatch.setenv(TRUSTED_HOSTS_ENV, trusted)
+    settings = LLMSettings(base_url=base_url, model="m", api_key_env=env)
+    if allowed:
+        assert settings.api_key() == KEY
+    else:
+        with pytest.raises(LLMError, match=f"Not sending {env} to"):
+            settings.api_key()
+
+
+@pytest.mark.parametrize("env", ["HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "PATH", "openai_api_key"])
+def test_only_api_key_variables_can_be_named(env):
+    from intenttuner.errors import InputError
+
+    with pytest.raises(InputError, match="ending in _API_KEY"):
+        LLMSettings(base_url="http://127.0.0.1:1/v1", model="m", api_key_env=env)

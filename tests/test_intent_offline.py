@@ -240,6 +240,31 @@ def test_description_parses_into_the_expected_spec(case: Case):
     assert intent.description == case.text
 
 
+@pytest.mark.parametrize(("sentence", "expected"), [
+    ("No changes to her face.", [("keep", "face", "face")]),
+    ("No background changes.", [("keep", "background", "background")]),
+    ("Without changing his face, make the hair colour adjustable.",
+     [("keep", "face", "face"), ("modify", "hair colour", "hair")]),
+    ("Don't include any logos.", [("delete", "logos", "logos")]),
+    ("Don't include any text or watermarks.",
+     [("delete", "text", "text"), ("delete", "watermarks", "watermarks")]),
+    ("Nothing in the background should change.", [("keep", "background", "background")]),
+    ("His jacket colour should not be fixed.", [("modify", "jacket colour", "jacket")]),
+    ("Her hair should always be red.", [("keep", "red hair", "red hair")]),
+    ("The car should keep its shape.", [("keep", "car shape", "car")]),
+    ("Keep the logo and never change its colour.",
+     [("keep", "logo", "logo"), ("keep", "logo colour", "logo")]),
+    ("Keep the background without any text.",
+     [("keep", "background", "background"), ("delete", "text", "text")]),
+    ("His face should never be different.", [("keep", "face", "face")]),
+    ("Keep the face, no glasses.", [("keep", "face", "face"), ("delete", "glasses", "glasses")]),
+])
+def test_negations_possessives_and_colours(sentence, expected):
+    intent = parse_offline("trigger: x. " + sentence)
+    assert [(c.operation.value, c.name, c.phrase) for c in intent.concepts] == expected
+    assert intent.unplaced == []
+
+
 def test_default_trigger_and_assumed_values_are_reported_in_notes():
     intent = parse_offline("Keep the face. Hair colour should be adjustable.")
     assert intent.trigger_words == ["ohwx"]

@@ -52,12 +52,26 @@ def test_saving_without_crops_drops_only_the_crops():
                                                {"text": "b", "references": []}]),
      "only modify concepts have values"),
     (lambda d: d["references"].reverse(), "numbered 1..2 in order"),
+    (lambda d: d["references"][0].update(box=[900, 900, 910, 910]), "lies outside its image"),
+    (lambda d: d["references"][0].update(box=[5, 5, float("nan"), 9]), "must be finite"),
+    (lambda d: d["references"][0].update(box=[50, 5, 10, 9]), "x1 < x2"),
+    (lambda d: d["references"][0].update(image_size=[-3, 0]), "must be positive"),
+    (lambda d: d["concepts"][0].update(name="   "), "must not be empty or blank"),
+    (lambda d: d["concepts"][0].update(phrase="\t"), "must not be empty or blank"),
+    (lambda d: d["concepts"][2]["values"][0].update(text=" "), "must not be empty or blank"),
 ])
 def test_invalid_intents_are_refused_with_the_field_named(change, message):
     data = json.loads(intent_with_refs().to_json())
     change(data)
     with pytest.raises(InputError, match=message):
         Intent.from_data(data)
+
+
+def test_damaged_crop_is_a_clear_error():
+    data = json.loads(intent_with_refs().to_json())
+    data["references"][0]["crop_png"] = "not base64 at all!"
+    with pytest.raises(InputError, match=r"crop of reference box \[1\] in this intent is damaged"):
+        Intent.from_data(data).reference(1).crop()
 
 
 def test_not_json_is_refused():
@@ -132,6 +146,8 @@ def test_edits_change_remove_and_add_concepts():
     ('{"concepts": {"moustache": null}}', r"remove concept\(s\) \['moustache'\]"),
     ('{"concepts": {"jacket": {"operation": "explode"}}}', "concepts.0.operation"),
     ('{"domain": "space opera"}', "domain"),
+    ('{"concepts": {"jacket": "keep"}}', "must be an object of fields to change"),
+    ('{"concepts": {"jacket": [1, 2]}}', "must be an object of fields to change"),
 ])
 def test_bad_edits_are_refused(edits, message):
     with pytest.raises(InputError, match=message):

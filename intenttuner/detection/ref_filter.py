@@ -51,7 +51,7 @@ def filter_by_references(images: Sequence[Image.Image], detections: Detections, 
     result = detections.model_copy(deep=True)
     concepts = {c.name: c for c in intent.concepts}
     candidates = [(i, d) for i in range(len(result.images)) for d in result.kept(i)
-                  if d.concept in concepts and concepts[d.concept].all_references()]
+                  if d.concept in concepts and references_for(concepts[d.concept], d)]
     references = reference_embeddings(intent, encoder, settings.batch_size)
     if candidates:
         crops = [pils[i].crop(tuple(round(v) for v in d.box)) for i, d in candidates]
@@ -88,11 +88,14 @@ def reference_embeddings(intent: Intent, encoder, batch_size: int = 32) -> dict[
 
 
 def references_for(concept: Concept, detection: Detection) -> list[int]:
-    """The reference boxes a detection is compared with: its value's own, else the concept's,
-    else every box bound anywhere in the concept."""
-    for value in concept.values:
-        if value.text == detection.value and value.references:
-            return value.references
+    """The reference boxes a detection is compared with: its value's own; for a detection of
+    a value without boxes, only boxes of the concept as a whole (never another value's: a denim
+    jacket must not be judged against the leather one); else every box of the concept. An
+    empty list means the detection is not filtered."""
+    if detection.value is not None:
+        value = next((v for v in concept.values if v.text == detection.value), None)
+        if value is not None:
+            return value.references or concept.references
     return concept.references or concept.all_references()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import InputError
 
@@ -27,6 +27,16 @@ class BoxMask(_Model):
 
     region: tuple[int, int, int, int]
     counts: list[int]
+
+    @model_validator(mode="after")
+    def _check(self) -> BoxMask:
+        x0, y0, x1, y1 = self.region
+        if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
+            raise ValueError(f"mask region {self.region} is not a valid XYXY pixel region")
+        if any(c < 0 for c in self.counts) or sum(self.counts) != (x1 - x0) * (y1 - y0):
+            raise ValueError(f"mask run lengths cover {sum(self.counts)} pixels, not the "
+                             f"{(x1 - x0) * (y1 - y0)} of region {self.region}")
+        return self
 
     @classmethod
     def encode(cls, mask: np.ndarray, box: tuple[float, float, float, float]) -> BoxMask:

@@ -33,14 +33,22 @@ OPERATION_CUES: dict[Operation, tuple[str, ...]] = {
         "retain", "retained", "same", "unchanged", "stable", "always", "faithful",
         "faithfully", "identical", "fixed", "stay", "stays", "remain", "remains",
         "recognisable", "recognizable", "capture", "reproduce", "accurate", "accurately",
-        "learn",
+        "learn", "include", "includes",
     ),
 }
+# Keep cues that describe a state, not an action: negated they mean change ("should not be
+# fixed"), while a negated keep action means delete ("don't include any logos").
+KEEP_STATES = frozenset({
+    "consistent", "consistently", "the same", "same", "stay the same", "unchanged", "stable",
+    "fixed", "identical", "always", "faithful", "faithfully", "stay", "stays", "remain",
+    "remains", "accurate", "accurately", "recognisable", "recognizable"})
 
 # A negator just before a keep/modify cue flips it: "don't change" = keep, "don't keep" = delete.
 NEGATORS = ("don't", "do not", "doesn't", "does not", "never", "not", "shouldn't",
-            "should not", "mustn't", "must not", "cannot", "can't", "won't")
-NEGATION_WINDOW = 3  # words between a negator and the cue it flips
+            "should not", "mustn't", "must not", "cannot", "can't", "won't", "no", "without",
+            "nothing")
+# Words between a negator and the cue it flips ("nothing in the background should change").
+NEGATION_WINDOW = 5
 
 # Words that carry no concept: pronouns, determiners, auxiliaries, filler.
 STOPWORDS = frozenset("""
@@ -55,7 +63,7 @@ give gives giving gets get got wear wears wearing wore show shows showing appear
 appearing look looks looking present there here so but and or then thing things one ones
 time times freely easily well much more less lot lots way ways etc kind sort type both
 doing done being gets exactly precisely perfectly completely fully totally strictly entirely
-clearly visibly properly slightly quite
+clearly visibly properly slightly quite nothing anything something
 """.split())
 # Prepositions that end a noun phrase: "the tattoo on his arm" → "tattoo".
 PHRASE_BREAKS = ("of", "on", "in", "at", "with", "from", "for", "by", "under", "over", "near",
@@ -66,6 +74,11 @@ CONTEXT_CUES = ("train", "training", "fine-tune", "finetune", "fine tune", "mode
                 "lora of", "lora for", "lora on", "dataset", "images of", "photos of",
                 "pictures of", "called", "named", "name is", "known as", "is a", "are a", "this is", "these are",
                 "subject", "i want a", "create a", "make a", "learn a", "teach")
+
+POSSESSIVES = frozenset({"his", "her", "its", "their", "my", "our", "your"})
+# Bare colour words name a state of the noun before them ("her hair should be red").
+COLOUR_WORDS = frozenset("""red orange yellow green blue purple violet pink brown black white
+grey gray silver gold golden blonde blond beige turquoise teal navy""".split())
 
 # Attribute nouns: "<object> <attribute>" is an attribute of the object ("hair colour").
 ATTRIBUTE_NOUNS = ("colour", "color", "length", "style", "hairstyle", "shape", "size",

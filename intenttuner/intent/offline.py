@@ -91,6 +91,7 @@ def _parse_sentence(sentence: str, state: _State) -> None:
     if not sentence:
         return
     _infer_trigger(sentence, state)
+    previous = ""  # the last concept named in this sentence, for "its colour"
     for clause in _clauses(sentence):
         operation = _operation(clause)
         if operation is None:
@@ -99,14 +100,16 @@ def _parse_sentence(sentence: str, state: _State) -> None:
                 # "Train the model on the superhero landing pose [1]": the referenced subject
                 # itself is what the trigger word must absorb.
                 if _REF.search(clause):
-                    state.drafts += _concepts(_subject_of(clause), Operation.KEEP, sentence)
+                    state.drafts += _concepts(_subject_of(clause), Operation.KEEP, sentence,
+                                              previous)
             else:
                 state.unplaced.append(f"{clause} (no keep / change / remove word found)")
             continue
-        drafts = _concepts(clause, operation, sentence)
+        drafts = _concepts(clause, operation, sentence, previous)
         if not drafts:
             state.unplaced.append(f"{clause} (found nothing to {operation.value})")
         state.drafts.extend(drafts)
+        previous = drafts[-1].name if drafts else previous
 
 
 _DIRECTIVE = re.compile(r"\b(trigger words?|trigger|token|domain)\s*(?::|=|\bis\b)\s*",
@@ -194,19 +197,27 @@ def _has_strong_cue(text: str) -> bool:
 
 
 def _operation(clause: str) -> Operation | None:
-    """The clause's operation: a negated cue decides ("don't change" = keep), else the first
-    strong cue, else the first weak one ("any background")."""
+    """The clause's operation: a negated cue decides ("don't change" / "no changes to" = keep,
+    "don't include" = delete, "should not be fixed" = modify), else the first strong cue, else
+    the first weak one ("any background")."""
     matches = _cue_matches(clause)
     lowered = clause.lower()
     for operation, start, _end, cue in matches:
-        flippable = cue not in _WEAK_CUES and (operation is not Operation.DELETE
-                                               or cue in _DELETE_VERBS)
-        if flippable and _negated(lowered, start, matches):
-            return Operation.DELETE if operation is Operation.KEEP else Operation.KEEP
+        if _flippable(operation, cue) and _negated(lowered, start, matches):
+            if operation is not Operation.KEEP:
+                return Operation.KEEP
+            return Operation.MODIFY if cue in lx.KEEP_STATES else Operation.DELETE
     strong = [m for m in matches if m[3] not in _WEAK_CUES]
     if strong:
         return strong[0][0]
     return matches[0][0] if matches else None
+
+
+def _flippable(operation: Operation, cue: str) -> bool:
+    """Cues whose meaning a negator turns around ("any" is not: "without any text" deletes)."""
+    if operation is Operation.DELETE:
+        return cue in _DELETE_VERBS
+    return cue not in _WEAK_CUES or cue in lx.KEEP_STATES or cue == "different"
 
 
 def _negated(lowered: str, position: int, matches: list) -> bool:
@@ -241,10 +252,11 @@ def _is_context(clause: str) -> bool:
 
 
 # -- concepts ------------------------------------------------------------------------------
-def _concepts(clause: str, operation: Operation, sentence: str) -> list[_Draft]:
+def _concepts(clause: str, operation: Operation, sentence: str, previous: str = ""
+              ) -> list[_Draft]:
     text = _reorder_of_phrases(clause)
     text, values = _extract_values(text)
-    items = _noun_phrases(_strip_cues(text))
+    items = _noun_phrases(_strip_cues(text), previous)
     drafts = [_Draft(name, operation, sentence, refs) for name, refs in items]
     if values and operation is Operation.MODIFY:
         if not drafts:
@@ -306,20 +318,38 @@ def _strip_cues(text: str) -> str:
     return text
 
 
-def _noun_phrases(text: str) -> list[tuple[str, list[int]]]:
-    """Split what is left of a clause into noun phrases, each with the [n] refs after it."""
+def _noun_phrases(text: str, previous: str = "") -> list[tuple[str, list[int]]]:
+    """Split what is left of a clause into noun phrases, each with the [n] refs after it.
+
+    "its shape" names the shape of the noun before it (in this clause, else ``previous``, the
+    sentence's last concept), and a bare colour word describes the noun before it ("her hair
+    should always be red" → "red hair"); both replace that noun rather than adding a concept.
+    """
     lowered = text.lower()
     for phrase in _MULTIWORD:  # protect "time of day" from the stopword filter
         lowered = re.sub(rf"\b{re.escape(phrase)}\b", phrase.replace(" ", "_"), lowered)
     items: list[tuple[str, list[int]]] = []
     for chunk in re.split(r"\s*(?:,|&|\band\b|\bor\b|\bas well as\b|\bplus\b)\s*", lowered):
         refs = [int(n) for n in _REF.findall(chunk)]
-        words = [w.strip(".:;'\"!?()") for w in _REF.sub(" ", chunk).split()]
-        words = _head_words([w for w in words if w and not re.fullmatch(r"\W+", w)])
-        if words:
-            items.append((" ".join(w.replace("_", " ") for w in words), refs))
-        elif refs and items:
-            items[-1][1].extend(refs)
+        raw = [w.strip(".:;'\"!?()") for w in _REF.sub(" ", chunk).split()]
+        raw = [w for w in raw if w and not re.fullmatch(r"\W+", w)]
+        name = " ".join(w.replace("_", " ") for w in _head_words(raw))
+        if not name:
+            if refs and items:
+                items[-1][1].extend(refs)
+            continue
+        owner = items[-1][0] if items else previous
+        if raw[0] in lx.POSSESSIVES and name in lx.ATTRIBUTE_NOUNS and owner:
+            name = f"{owner} {name}"
+        elif name in lx.COLOUR_WORDS and items:
+            name = f"{name} {owner}"
+        else:
+            items.append((name, refs))
+            continue
+        if items and owner == items[-1][0]:
+            items[-1] = (name, items[-1][1] + refs)
+        else:
+            items.append((name, refs))
     return _distribute_objects(items)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 from enum import Enum
 from pathlib import Path
@@ -78,7 +79,7 @@ class ConceptValue(_Strict):
     @field_validator("text")
     @classmethod
     def _clean_text(cls, v: str) -> str:
-        return _clean(v)
+        return _non_empty(v, "value text")
 
 
 class Concept(_Strict):
@@ -97,7 +98,7 @@ class Concept(_Strict):
     @field_validator("name", "phrase")
     @classmethod
     def _clean_label(cls, v: str) -> str:
-        return _clean(v).lower()
+        return _non_empty(v, "concept name and phrase").lower()
 
     @model_validator(mode="after")
     def _check(self) -> Concept:
@@ -128,13 +129,32 @@ class ReferenceBox(_Strict):
     crop_png: str | None = Field(default=None,
                                  description="Base64 PNG of the box's crop (longest side <= 384).")
 
+    @model_validator(mode="after")
+    def _check_box(self) -> ReferenceBox:
+        x1, y1, x2, y2 = self.box
+        width, height = self.image_size
+        where = f"reference box [{self.index}] {self.box} on a {width}x{height} image"
+        if width <= 0 or height <= 0:
+            raise ValueError(f"reference box [{self.index}]: image_size {self.image_size} must "
+                             "be positive")
+        if not all(math.isfinite(v) for v in self.box) or not (x1 < x2 and y1 < y2):
+            raise ValueError(f"{where} must be finite with x1 < x2 and y1 < y2")
+        if x1 < -1 or y1 < -1 or x2 > width + 1 or y2 > height + 1:
+            raise ValueError(f"{where} lies outside its image")
+        return self
+
     def crop(self):
         """The crop as a PIL RGB image (None when the intent was saved without crops)."""
         if self.crop_png is None:
             return None
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        return Image.open(io.BytesIO(base64.b64decode(self.crop_png))).convert("RGB")
+        try:
+            return Image.open(io.BytesIO(base64.b64decode(self.crop_png))).convert("RGB")
+        except (ValueError, OSError, UnidentifiedImageError) as exc:
+            raise InputError(f"The crop of reference box [{self.index}] in this intent is "
+                             f"damaged ({exc}); re-run Intent Parse with the reference "
+                             "images.") from None
 
 
 class Intent(_Strict):
@@ -246,3 +266,10 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _non_empty(text: str, what: str) -> str:
+    cleaned = _clean(text)
+    if not cleaned:
+        raise ValueError(f"{what} must not be empty or blank")
+    return cleaned

@@ -102,6 +102,12 @@ def merge_patch(target: object, patch: object) -> object:
 
 
 def _edit_concepts(concepts: list[dict], edits: dict) -> list[dict]:
+    bad = {n: e for n, e in edits.items() if e is not None and not isinstance(e, dict)}
+    if bad:
+        name, edit = next(iter(bad.items()))
+        raise InputError(f"edits for concept '{name}' must be an object of fields to change "
+                         f"(e.g. {{\"operation\": \"keep\"}}) or null to remove it, got "
+                         f"{json.dumps(edit)}.")
     by_name = {c["name"]: c for c in concepts}
     unknown_removals = [n for n, e in edits.items() if e is None and n not in by_name]
     if unknown_removals:

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 from ..errors import (
     ChecksumMismatchError,
@@ -42,6 +42,8 @@ from .manifest import Manifest, WeightEntry, WeightFile, hf_endpoint, load_manif
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 TIMEOUT_S = 30.0
 RETRIES = 3  # resumed attempts after a connection drops mid-file
 FREE_SPACE_MARGIN = 64 << 20
@@ -109,6 +111,7 @@ class _Expected:
     size: int | None
     sha256: str | None
     git_sha1: str | None  # git blob hash the Hub declares for small (non-LFS) files
+    url: str  # what to GET: the original URL, or where its same-host redirects lead
 
 
 def download_file(url: str, dest: Path, file: WeightFile, *, on_unreachable=None) -> Path:
@@ -128,7 +131,7 @@ def download_file(url: str, dest: Path, file: WeightFile, *, on_unreachable=None
             raise OfflineError(on_unreachable(str(exc)) if on_unreachable else str(exc)) from None
         for attempt in range(RETRIES + 1):
             try:
-                _fetch_into(url, part, expected)
+                _fetch_into(expected.url, part, expected)
                 break
             except _Dropped as exc:
                 if attempt == RETRIES:
@@ -151,34 +154,56 @@ class _Dropped(Exception):
 def _probe(url: str, file: WeightFile) -> _Expected:
     """Ask the server what it will send (size, declared checksums) without downloading.
 
-    The Hugging Face Hub answers ``/resolve/`` with a redirect whose headers carry the file's
-    LFS sha256 (``X-Linked-Etag``) and size, or its git blob sha1 (``ETag``) for small files;
-    that is why redirects are not followed here.
+    Redirects are walked by hand because that is where the Hugging Face Hub puts its metadata:
+    ``/resolve/`` answers an LFS file with a redirect to its CDN carrying the file's sha256
+    (``X-Linked-Etag``) and size; a small file with a same-host redirect (``/api/resolve-cache``)
+    whose target reports the git blob hash (``ETag``). Same-host redirects are followed (with
+    the token); a cross-host one ends the walk, and the CDN is fetched without the token. A
+    redirect's own Content-Length (its message body) is never taken for the file's size.
     """
-    request = _request(url, method="HEAD")
-    try:
-        response = _NO_REDIRECT.open(request, timeout=TIMEOUT_S)
-        headers, status = response.headers, response.status
-        response.close()
-    except urllib.error.HTTPError as exc:
-        if exc.code in (301, 302, 303, 307, 308):
-            headers, status = exc.headers, exc.code
-        elif exc.code == 405:  # servers that refuse HEAD: rely on the manifest alone
-            return _Expected(file.size, file.sha256, None)
+    linked = linked_size = None
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        answer = _head(current)
+        if answer is None:  # the server refuses HEAD: rely on the manifest alone
+            return _Expected(file.size, file.sha256, None, url)
+        status, headers = answer
+        linked = linked or _hex(headers.get("X-Linked-Etag"), 64)
+        linked_size = linked_size or _int(headers.get("X-Linked-Size"))
+        if status in _REDIRECTS:
+            target = urljoin(current, headers.get("Location", ""))
+            if urlparse(target).netloc == urlparse(current).netloc:
+                current = target
+                continue
+            size, git_sha1, current = linked_size, None, target
         else:
-            raise _http_error(exc, url) from None
-    except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
-        raise OfflineError(f"the download server could not be reached ({_reason(exc)})") from None
-    log.debug("probe %s -> %s", url, status)
-    linked = _hex(headers.get("X-Linked-Etag"), 64)
-    size = file.size or _int(headers.get("X-Linked-Size") or headers.get("Content-Length"))
-    git_sha1 = _hex(headers.get("ETag"), 40) if _is_hub(url) and not linked else None
+            size = linked_size or _int(headers.get("Content-Length"))
+            git_sha1 = _hex(headers.get("ETag"), 40) if _is_hub(url) and not linked else None
+        break
+    else:
+        raise DownloadError(f"{url} redirects more than {MAX_REDIRECTS} times.")
     if file.sha256 and linked and linked != file.sha256:
         raise ChecksumMismatchError(
             f"{url}: the server now serves a file with sha256 {linked}, but the manifest expects "
             f"{file.sha256}. The source changed; the file was not downloaded."
         )
-    return _Expected(size, file.sha256 or linked, git_sha1)
+    return _Expected(file.size or size, file.sha256 or linked, git_sha1, current)
+
+
+def _head(url: str) -> tuple[int, object] | None:
+    """(status, headers) of a HEAD request, redirects not followed; None if HEAD is refused."""
+    try:
+        response = _NO_REDIRECT.open(_request(url, method="HEAD"), timeout=TIMEOUT_S)
+        response.close()
+        return response.status, response.headers
+    except urllib.error.HTTPError as exc:
+        if exc.code in _REDIRECTS:
+            return exc.code, exc.headers
+        if exc.code == 405:
+            return None
+        raise _http_error(exc, url) from None
+    except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+        raise OfflineError(f"the download server could not be reached ({_reason(exc)})") from None
 
 
 def _fetch_into(url: str, part: Path, expected: _Expected) -> None:
@@ -269,13 +294,19 @@ def _prepare_folder(folder_dir: Path, entry: WeightEntry, missing: list[WeightFi
             f"INTENTTUNER_MODELS_DIR) at a writable models folder, or put the files there by hand:"
             f"\n{manual_instructions(entry, folder_dir, 'the folder is read-only')}"
         ) from None
-    needed = sum(f.size or 0 for f in missing) + FREE_SPACE_MARGIN
+    needed = FREE_SPACE_MARGIN + sum(  # what partial downloads already hold is not needed again
+        max(0, (f.size or 0) - _part_size(entry.destination(folder_dir, f))) for f in missing)
     free = shutil.disk_usage(folder_dir).free
     if free < needed:
         raise DownloadError(
             f"Not enough disk space for '{entry.id}' in {folder_dir}: {_mb(needed)} MB needed, "
             f"{_mb(free)} MB free. Free some space or move the models folder."
         )
+
+
+def _part_size(dest: Path) -> int:
+    part = dest.with_name(dest.name + ".part")
+    return part.stat().st_size if part.is_file() else 0
 
 
 def _request(url: str, method: str = "GET") -> urllib.request.Request:

@@ -139,9 +139,10 @@ def resolve_model(folder: str, name: str) -> Path:
 def check_relative_name(name: str, what: str) -> None:
     """Refuse empty, absolute or parent-escaping names (used for every widget-given name)."""
     pure = PurePath(name.replace("\\", "/"))
-    if not name.strip() or pure.is_absolute() or ".." in pure.parts or ":" in name:
+    if (not name.strip() or pure.is_absolute() or ".." in pure.parts or ":" in name
+            or "\0" in name or not pure.parts or pure.parts == (".",)):
         raise InputError(
-            f"{what} '{name}' is not allowed: use a plain name inside the folder "
+            f"{what} {name!r} is not allowed: use a plain name inside the folder "
             "(no absolute path, no '..', no drive letter)."
         )
 

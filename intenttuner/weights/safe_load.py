@@ -70,13 +70,23 @@ def read_safetensors_header(path: str | Path) -> tuple[dict, dict[str, str]]:
             if header_len > size - 8:
                 raise ValueError(f"header claims {header_len} bytes but file has {size}")
             header = json.loads(f.read(header_len))
+        if not isinstance(header, dict):
+            raise ValueError(f"the header is a JSON {type(header).__name__}, not an object")
+        metadata = header.pop("__metadata__", None) or {}
+        end = max((_end_offset(name, info) for name, info in header.items()), default=0)
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise _corrupt(path, exc) from None
-    metadata = header.pop("__metadata__", None) or {}
-    end = max((info["data_offsets"][1] for info in header.values()), default=0)
     if 8 + header_len + end > size:
         raise _corrupt(path, f"file is {size} bytes, tensors need {8 + header_len + end}")
     return header, metadata
+
+
+def _end_offset(name: str, info: object) -> int:
+    offsets = info.get("data_offsets") if isinstance(info, dict) else None
+    if not (isinstance(offsets, list) and len(offsets) == 2
+            and all(isinstance(o, int) and o >= 0 for o in offsets) and offsets[0] <= offsets[1]):
+        raise ValueError(f"tensor '{name}' has no valid data_offsets")
+    return offsets[1]
 
 
 def _check_exists(path: Path) -> None:

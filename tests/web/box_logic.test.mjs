@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  addBox, boxCaption, boxFromDrag, fitView, hitTest, loadImageUrl, parseBoxes, relabel,
-  removeBox, renumbering, serializeBoxes, toCanvas, toImage, viewUrl,
+  addBox, boxCaption, boxFromDrag, chooseSources, fitView, hitTest, loadImageUrl, parseBoxes,
+  relabel, removeBox, renumbering, serializeBoxes, toCanvas, toImage, viewUrl,
 } from "../../web/js/box_logic.js";
 
 test("parses the three accepted forms", () => {
@@ -80,4 +80,14 @@ test("builds /view URLs for executed images and Load Image values", () => {
   assert.equal(loadImageUrl("photos/me.png"), "/view?filename=me.png&subfolder=photos&type=input");
   assert.equal(loadImageUrl("out.png [output]"), "/view?filename=out.png&subfolder=&type=output");
   assert.equal(loadImageUrl(""), null);
+});
+
+test("shows Load Image files live, else what the last run sent back", () => {
+  const live = ["/a", "/b"];
+  assert.deepEqual(chooseSources(live, [], true), live); // before any run
+  assert.deepEqual(chooseSources(live, ["/t1", "/t2"], true), live); // files may have changed
+  assert.deepEqual(chooseSources(live, ["/t1", "/t2", "/t3"], true),
+                   ["/t1", "/t2", "/t3"]); // a multi-frame file made a batch
+  assert.deepEqual(chooseSources(["/a"], ["/t1"], false), ["/t1"]); // not all Load Image
+  assert.deepEqual(chooseSources([], [], true), []);
 });

@@ -110,3 +110,13 @@ export function loadImageUrl(value) {
   return viewUrl({ filename: path.slice(slash + 1), subfolder: slash < 0 ? "" : path.slice(0, slash),
                    type });
 }
+
+/** Which images the editor shows: the connected Load Image files (live: they follow widget
+ *  changes) when every reference input is one, unless the last run reported a different
+ *  number of images (a multi-frame GIF/TIFF loads as a batch); otherwise the images the node
+ *  sent back after its last run. */
+export function chooseSources(loadImageUrls, executedUrls, allLoadImages) {
+  if (!allLoadImages || !loadImageUrls.length) return executedUrls;
+  if (executedUrls.length && executedUrls.length !== loadImageUrls.length) return executedUrls;
+  return loadImageUrls;
+}

@@ -99,16 +99,17 @@ class BoxEditor {
   // -- image sources ----------------------------------------------------------------------
   sourceUrls() {
     const loadImageUrls = [];
+    let allLoadImages = true;
     for (const name of INPUTS) {
       const input = this.node.inputs?.find((i) => i.name === name);
       if (!input?.link) continue;
       const link = this.node.graph?.getLink?.(input.link) ?? this.node.graph?.links?.[input.link];
       const origin = link && this.node.graph.getNodeById(link.origin_id);
       const image = origin?.widgets?.find((w) => w.name === "image");
-      if (!image) return this.executed.map(logic.viewUrl); // not a Load Image: use the last run
-      loadImageUrls.push(logic.loadImageUrl(image.value));
+      if (image) loadImageUrls.push(logic.loadImageUrl(image.value));
+      else allLoadImages = false;
     }
-    return loadImageUrls.length ? loadImageUrls : this.executed.map(logic.viewUrl);
+    return logic.chooseSources(loadImageUrls, this.executed.map(logic.viewUrl), allLoadImages);
   }
 
   refresh() {
