@@ -64,7 +64,8 @@ def filter_by_references(images: Sequence[Image.Image], detections: Detections, 
         _keep_best(result, settings.top_k)
     result.filter = {"threshold": settings.threshold, "top_k": settings.top_k,
                      "encoder": str(getattr(encoder, "arch", type(encoder).__name__))}
-    result.warnings = [*detections.warnings, *_filter_warnings(result, intent, candidates)]
+    result.warnings = [*detections.warnings,
+                       *_filter_warnings(intent, candidates, settings.threshold)]
     for warning in result.warnings[len(detections.warnings):]:
         log.warning("RefFilter: %s", warning)
     return result
@@ -118,18 +119,17 @@ def _keep_best(result: Detections, k: int) -> None:
                 d.reason = f"not among the {k} most similar in this image"
 
 
-def _filter_warnings(result: Detections, intent: Intent, candidates: list) -> list[str]:
+def _filter_warnings(intent: Intent, candidates: list, threshold: float) -> list[str]:
     warnings = []
-    for ref in intent.references:
-        crop = ref.crop()
-        if crop is not None and min(crop.size) < TINY_REFERENCE:
-            warnings.append(f"Reference [{ref.index}] is only {crop.size[0]}x{crop.size[1]} px; "
+    for ref in intent.references:  # the box's size is the crop's: no need to decode it
+        width, height = round(ref.box[2] - ref.box[0]), round(ref.box[3] - ref.box[1])
+        if min(width, height) < TINY_REFERENCE:
+            warnings.append(f"Reference [{ref.index}] is only {width}x{height} px; "
                             "similarity to such a small crop is unreliable. Draw a larger box "
                             "or use a larger reference image.")
     by_concept: dict[str, list[float]] = {}
     for _, d in candidates:
         by_concept.setdefault(d.concept, []).append(d.similarity or 0.0)
-    threshold = result.filter["threshold"] if result.filter else 0.0
     for name, sims in by_concept.items():
         if max(sims) < threshold:
             warnings.append(f"None of the {len(sims)} detection(s) of '{name}' look like its "

@@ -289,10 +289,11 @@ def _to_intent(answer: str, description: str, references: Sequence[ReferenceBox]
     missing = [k for k in OUTPUT_SCHEMA["required"] if k not in data]
     if missing:
         raise InputError(f"the answer lacks the field(s) {', '.join(missing)}")
-    concepts = data["concepts"] if isinstance(data["concepts"], list) else data["concepts"]
-    for concept in concepts if isinstance(concepts, list) else []:
-        if isinstance(concept, dict):
-            concept.setdefault("source", "")
+    concepts = data["concepts"]
+    if isinstance(concepts, list):  # anything else is reported by the schema validation
+        for concept in concepts:
+            if isinstance(concept, dict):
+                concept.setdefault("source", "")
     return Intent.from_data({
         "description": description, "trigger_words": data["trigger_words"],
         "domain": data["domain"], "concepts": concepts,

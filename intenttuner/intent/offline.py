@@ -58,7 +58,6 @@ class _State:
     drafts: list[_Draft] = field(default_factory=list)
     context: list[str] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def parse_offline(description: str, references: Sequence[ReferenceBox] = ()) -> Intent:
@@ -236,19 +235,19 @@ def _negated(lowered: str, position: int, matches: list) -> bool:
 
 def _subject_of(clause: str) -> str:
     """The part of a context clause after its context cue ("train a model of X [1]" → X [1])."""
-    lowered = clause.lower()
-    cut = 0
-    for cue in lx.CONTEXT_CUES:
-        m = re.search(rf"(?<![\w]){re.escape(cue)}(?![\w])", lowered)
-        if m:
-            cut = max(cut, m.end())
-    return clause[cut:]
+    return clause[max(_context_cue_end(clause), 0):]
 
 
 def _is_context(clause: str) -> bool:
+    return _context_cue_end(clause) >= 0
+
+
+def _context_cue_end(clause: str) -> int:
+    """Where the last-ending context cue of ``clause`` ends; -1 when it has none."""
     lowered = clause.lower()
-    return any(re.search(rf"(?<![\w]){re.escape(cue)}(?![\w])", lowered)
-               for cue in lx.CONTEXT_CUES)
+    ends = [m.end() for cue in lx.CONTEXT_CUES
+            if (m := re.search(rf"(?<![\w]){re.escape(cue)}(?![\w])", lowered))]
+    return max(ends, default=-1)
 
 
 # -- concepts ------------------------------------------------------------------------------
@@ -403,7 +402,7 @@ def classify(name: str) -> tuple[Granularity, str]:
 
 # -- assembling the intent -----------------------------------------------------------------
 def _build(description: str, references: Sequence[ReferenceBox], state: _State) -> Intent:
-    notes = list(state.notes)
+    notes: list[str] = []
     triggers = state.triggers
     if not triggers:
         triggers = [lx.DEFAULT_TRIGGER]
