@@ -26,7 +26,9 @@ from PIL import Image
 
 from bench.model_memory import write_random
 from intenttuner import runtime
-from intenttuner.families.detector import BUNDLED_CONFIG, GroundingDinoDetector, bert_tokenizer
+from intenttuner.families.detector import BUNDLED_CONFIG
+from intenttuner.families.detector_model import GroundingDinoDetector
+from intenttuner.families.gdino_tokenizer import bert_tokenizer
 from intenttuner.loading import load_model
 from intenttuner.tiny.detector import bert_style_vocab, write_vocab
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from .families import FAMILIES
 from .loading import load_model
 from .runtime import TorchRuntime, get_runtime, set_runtime
+from .tiny import TINY_BUILDERS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _smoke_family(name: str) -> SmokeResult:
     family = FAMILIES[name]
     folder = get_runtime().download_dir(family.folder)
     started = time.perf_counter()
-    path = family.make_tiny(folder)
+    path = TINY_BUILDERS[name](folder)
     built = time.perf_counter()
     model = load_model(name, path.relative_to(folder).as_posix())
     loaded = time.perf_counter()

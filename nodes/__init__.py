@@ -8,9 +8,9 @@ an install hint when run.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
+from ..intenttuner.families.base import missing_packages
 from . import comfy_bridge
 from .detect import NODES as DETECT_NODES
 from .intent import NODES as INTENT_NODES
@@ -26,8 +26,7 @@ ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES]
 
 def _missing_packages(cls) -> list:
     requires = getattr(cls, "requires", None)
-    packages = requires() if requires else ()
-    return [p for p in packages if importlib.util.find_spec(p.module) is None]
+    return missing_packages(requires() if requires else ())
 
 
 def _build_mappings() -> tuple[dict, dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..intenttuner.detection.detect import DetectSettings, detect_concepts
 from ..intenttuner.detection.preview import render_image, summary
 from ..intenttuner.detection.ref_filter import FilterSettings, filter_by_references
+from ..intenttuner.families.base import Package, require_packages
 from ..intenttuner.imageio import batch_to_pils, pils_to_batch
 from ..intenttuner.runtime import get_runtime
 from . import types
@@ -83,7 +84,15 @@ class ConceptDetect(_DetectionNode):
             },
         }
 
+    @classmethod
+    def requires(cls) -> tuple[Package, ...]:
+        """Optional packages, declared like the loaders' (nodes/__init__.py marks the node
+        unavailable, with the pip command, where one is missing). torchvision.ops.batched_nms
+        merges duplicate boxes; ComfyUI ships torchvision, so requirements.txt leaves it out."""
+        return (Package("torchvision", "torchvision"),)
+
     def detect(self, images, intent, detector, box_threshold, text_threshold, segmenter=None):
+        require_packages(self.requires(), self.DISPLAY_NAME)
         pils = _images(images)
         settings = DetectSettings(box_threshold=box_threshold[0],
                                   text_threshold=text_threshold[0])

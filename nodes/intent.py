@@ -7,10 +7,17 @@ each run (``ui.intenttuner_references``) so boxes can be drawn on any upstream i
 
 from __future__ import annotations
 
+from ..intenttuner.errors import InputError
 from ..intenttuner.imageio import batch_to_pils, pils_to_batch
 from ..intenttuner.intent.parse import ON_LLM_FAILURE, ON_UNPLACED, parse_intent
 from ..intenttuner.intent.preview import render_preview, summary
-from ..intenttuner.intent.store import apply_edits, list_intents, load_intent, save_intent
+from ..intenttuner.intent.store import (
+    apply_edits,
+    intent_path,
+    list_intents,
+    load_intent,
+    save_intent,
+)
 from ..intenttuner.runtime import get_runtime
 from . import types
 from .schema import ROOT_CATEGORY
@@ -20,6 +27,7 @@ MAX_REFERENCES = 4
 EXAMPLE = ("Train a model of a man called Vincent. Keep his face consistent. He should be able "
            "to switch between the black leather jacket [1] and the striped jacket [2]. His hair "
            "colour should be adjustable. Never give him a necklace.")
+
 
 class _IntentNode:
     """What the nodes producing an intent share: INTENT + preview IMAGE + summary out."""
@@ -121,8 +129,10 @@ class IntentSave:
                            "Sub-folders of output/intents are allowed ('vincent/intent')."}),
             "with_crops": ("BOOLEAN", {
                 "default": True,
-                "tooltip": "Store the reference crops in the file, so it works without the "
-                           "reference images (larger file)."}),
+                "tooltip": "Store the reference crops in the file, so Reference Filter works "
+                           "without the reference images (larger file). Off: boxes, labels and "
+                           "concepts only, no pixels; the form to share when a crop shows a "
+                           "real person's face."}),
         }}
 
     def save(self, intent, filename_prefix: str, with_crops: bool):
@@ -134,25 +144,47 @@ class IntentLoad(_IntentNode):
     DISPLAY_NAME = "Intent Load"
     DESCRIPTION = "Loads an intent saved by Intent Save (output/intents) or put in input/intents."
     FUNCTION = "load"
+    # The dropdown's only entry while nothing is saved: ComfyUI refuses an empty list, and
+    # this says what to do instead of "Value not in list".
+    NOTHING_SAVED = ("(no saved intents: run Intent Save first, or put .json files in "
+                     "input/intents)")
+    _SAVE_FIRST = ("run a workflow with Intent Save first, or put .json intent files in "
+                   "input/intents, then refresh the page and pick one in Intent Load's file list.")
 
     @classmethod
     def INPUT_TYPES(cls):
-        files = list_intents() or ["(no saved intents)"]
+        files = list_intents() or [cls.NOTHING_SAVED]
         return {"required": {"file": (files, {
             "tooltip": "A saved intent: output/intents/... or input/intents/... (refresh the "
                        "page after saving a new one)."})}}
 
     @classmethod
-    def IS_CHANGED(cls, file: str):
-        from ..intenttuner.intent.store import intent_path
+    def VALIDATE_INPUTS(cls, file: str):
+        """Replaces ComfyUI's "Value not in list" for ``file`` with what to do about it."""
+        try:
+            intent_path(cls._checked(file))
+        except InputError as exc:
+            if file != cls.NOTHING_SAVED and not list_intents():  # e.g. a shared workflow
+                return f"intent file '{file}' does not exist, and no intent is saved yet: " \
+                       + cls._SAVE_FIRST
+            return str(exc)
+        return True
 
+    @classmethod
+    def IS_CHANGED(cls, file: str):
         try:
             return intent_path(file).stat().st_mtime
         except Exception:  # noqa: BLE001 - ComfyUI reports the error when the node runs
             return float("nan")
 
     def load(self, file: str):
-        return _outputs(load_intent(file))
+        return _outputs(load_intent(self._checked(file)))
+
+    @classmethod
+    def _checked(cls, file: str) -> str:
+        if file == cls.NOTHING_SAVED:
+            raise InputError(f"No intent is saved yet: {cls._SAVE_FIRST}")
+        return file
 
 
 class IntentEdit(_IntentNode):

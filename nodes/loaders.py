@@ -125,9 +125,10 @@ class LLMSettingsNode:
             "api_key_env": ("STRING", {
                 "default": "OPENAI_API_KEY",
                 "tooltip": "NAME of the environment variable holding the API key, ending in "
-                           "_API_KEY (set it before starting ComfyUI). Local servers usually "
-                           "need none; other hosts must be the key's provider or listed in "
-                           "INTENTTUNER_LLM_TRUSTED_HOSTS."}),
+                           "_API_KEY (set it before starting ComfyUI). Local servers get no "
+                           "key unless their host (or host:port) is listed in "
+                           "INTENTTUNER_LLM_TRUSTED_HOSTS; other hosts must be the key's "
+                           "provider or listed there."}),
             "timeout_s": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 600.0, "step": 1.0,
                                     "tooltip": "Seconds to wait for an answer before failing."}),
         }}

@@ -2,24 +2,22 @@
 
 ``COMFYUI_PATH`` points at a ComfyUI checkout; ``COMFYUI_PYTHON`` at a Python that has ComfyUI's
 and this pack's requirements (default: ``$COMFYUI_PATH/.venv/bin/python``). Without them the
-integration tests skip. Each server gets its own ``--base-directory`` (custom_nodes with a link
-to this pack, models, output), so the checkout itself is never modified.
+integration tests skip, except in CI, where they fail (``tests.conftest.require``). Each server
+gets its own ``--base-directory`` (custom_nodes with a link to this pack, models, output), so the
+checkout itself is never modified.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import PACK_DIR
+from tests.conftest import PACK_DIR, require
 
 PACK_FOLDER_NAME = "ComfyUI-IntentTuner"
 
@@ -27,11 +25,10 @@ PACK_FOLDER_NAME = "ComfyUI-IntentTuner"
 def comfyui_location() -> tuple[Path, Path]:
     """(checkout, python) or skip the calling test."""
     path = os.environ.get("COMFYUI_PATH")
-    if not path or not (Path(path) / "main.py").is_file():
-        pytest.skip("set COMFYUI_PATH to a ComfyUI checkout to run ComfyUI integration tests")
+    require(bool(path) and (Path(path) / "main.py").is_file(),
+            "no ComfyUI checkout: set COMFYUI_PATH (scripts/test.sh does, from COMFYUI_SRC)")
     python = Path(os.environ.get("COMFYUI_PYTHON") or Path(path) / ".venv" / "bin" / "python")
-    if not python.is_file():
-        pytest.skip(f"COMFYUI_PYTHON {python} does not exist")
+    require(python.is_file(), f"COMFYUI_PYTHON {python} does not exist")
     return Path(path), python
 
 
@@ -99,15 +96,20 @@ class ComfyServer:
             body = response.read()
         return json.loads(body) if body else None
 
+    def wait_for_history(self, count: int = 1, timeout: float = 120) -> dict:
+        """The newest finished history entry, once ``count`` prompts have finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = [h for h in self.get("/history").values()
+                    if h.get("status", {}).get("completed")
+                    or h.get("status", {}).get("status_str") == "error"]
+            if len(done) >= count:
+                return done[-1]
+            time.sleep(0.5)
+        raise TimeoutError(f"{count} prompt(s) did not finish in {timeout:.0f} s")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-    def pack_import_seconds(self) -> float:
-        """The pack's import time as ComfyUI reports it ("Import times for custom nodes")."""
-        match = re.search(rf"([\d.]+) seconds(?: \(IMPORT FAILED\))?: \S*{PACK_FOLDER_NAME}",
-                          self.log())
-        assert match, "ComfyUI did not report an import time for the pack"
-        return float(match.group(1))
 
 
 def run_in_comfyui(script: Path, base: Path, *args: str, timeout: int = 600) -> dict:

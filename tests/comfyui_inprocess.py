@@ -63,6 +63,7 @@ def load_pack():
 
 def check_loaders(pack_name: str) -> dict:
     families = importlib.import_module(pack_name + ".intenttuner.families").FAMILIES
+    tiny_builders = importlib.import_module(pack_name + ".intenttuner.tiny").TINY_BUILDERS
     runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
     node_for = {"detector": "IntentTunerLoadDetector", "segmenter": "IntentTunerLoadSegmenter",
                 "image_encoder": "IntentTunerLoadImageEncoder",
@@ -71,24 +72,24 @@ def check_loaders(pack_name: str) -> dict:
     results = {}
     for i, (name, family) in enumerate(families.items()):
         folder = runtime.download_dir(family.folder)
-        path = family.make_tiny(folder)
+        path = tiny_builders[name](folder)
         widget = path.relative_to(folder).as_posix()
         node_id = str(i + 1)
         prompt = {node_id: {"class_type": node_for[name],
                             "inputs": {"model": widget, "precision": "auto"}}}
         executor.execute(prompt, f"prompt-{name}", {}, [node_id])
         model = nodes.NODE_CLASS_MAPPINGS[node_for[name]]().load(widget, "auto")[0]
-        before = len(mm.current_loaded_models)
         output = family.exercise(model)
-        # Only type names are kept: holding the modules here would itself keep them alive.
+        # current_loaded_models lists what load_models_gpu loaded: our wrapper (_Holder) there
+        # means ComfyUI's model manager loaded the model to run it. Only type names are kept:
+        # holding the modules here would itself keep them alive.
         holders = [type(lm.model.model).__name__ for lm in mm.current_loaded_models if lm.model]
         results[name] = {
             "ok": executor.success,
             "listed": widget in nodes.NODE_CLASS_MAPPINGS[node_for[name]].INPUT_TYPES()[
                 "required"]["model"][0],
             "output": output,
-            "managed_by_comfyui": "_Holder" in holders,
-            "loaded_in_model_manager": len(mm.current_loaded_models) > before or bool(holders),
+            "loaded_by_comfyui_model_manager": "_Holder" in holders,
         }
     results["runtime"] = runtime.name
     return results
@@ -164,11 +165,12 @@ def check_detection_graph(pack_name: str) -> dict:
     from PIL import Image
 
     families = importlib.import_module(pack_name + ".intenttuner.families").FAMILIES
+    tiny_builders = importlib.import_module(pack_name + ".intenttuner.tiny").TINY_BUILDERS
     runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
     names = {}
     for family in ("detector", "segmenter", "image_encoder"):
         folder = runtime.download_dir(families[family].folder)
-        names[family] = families[family].make_tiny(folder).relative_to(folder).as_posix()
+        names[family] = tiny_builders[family](folder).relative_to(folder).as_posix()
     (runtime.input_dir()).mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (96, 64), (200, 40, 40)).save(runtime.input_dir() / "scene.png")
     prompt = {

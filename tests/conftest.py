@@ -4,6 +4,7 @@ loaded the way ComfyUI loads it (as a package from its folder)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,10 @@ import pytest
 from intenttuner import runtime
 
 PACK_DIR = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI") == "true"
+pytest_plugins = ["tests.download_helpers"]  # the download tests' fixtures
+# Tiers that must run in CI: there, a test of these marks that skips has failed.
+REQUIRED_IN_CI = ("comfyui", "browser")
 PACK_NAME = "intenttuner_pack"  # ComfyUI uses the folder name; any package name works
 
 
@@ -25,6 +30,29 @@ def load_pack():
     sys.modules[PACK_NAME] = module
     spec.loader.exec_module(module)
     return module
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip the calling test when a tier's host (ComfyUI, the browser) is ``available`` no,
+    outside CI; in CI the tier must run, so the same condition fails the test."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI runs this tier, but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI, a skip of a required tier is a failure, whoever raised it (a fixture, a marker,
+    an ``importorskip``): a green run must mean the real host was tested."""
+    outcome = yield
+    report = outcome.get_result()
+    required = [m for m in REQUIRED_IN_CI if item.get_closest_marker(m)]
+    if IN_CI and report.skipped and required and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where the {required[0]} tier must run: " \
+                          f"{report.longrepr[-1] if isinstance(report.longrepr, tuple) else ''}"
 
 
 def _runtime_modules():
@@ -44,6 +72,7 @@ def models_root(tmp_path, monkeypatch, pack):
         module.set_runtime(module.TorchRuntime(models_dir=root, output_dir=tmp_path / "output"))
     # Never touch the user's Hugging Face cache or the network from tests.
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no saved token, no user config
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("INTENTTUNER_OFFLINE", "1")
     yield root
@@ -57,4 +86,4 @@ def pack():
     return load_pack()
 
 
-__all__ = ["load_pack", "runtime"]
+__all__ = ["IN_CI", "load_pack", "require", "runtime"]

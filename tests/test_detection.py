@@ -14,9 +14,10 @@ from intenttuner.detection.ref_filter import FilterSettings, filter_by_reference
 from intenttuner.detection.types import BoxMask, Detection, Detections, ImageDetections
 from intenttuner.errors import InputError
 from intenttuner.families import FAMILIES
-from intenttuner.families.detector import RawDetection
+from intenttuner.families.detector_model import RawDetection
 from intenttuner.intent.parse import parse_intent
 from intenttuner.loading import load_model
+from intenttuner.tiny import TINY_BUILDERS
 
 ANY = DetectSettings(box_threshold=0.0, text_threshold=0.0)  # random weights: take every box
 
@@ -32,7 +33,7 @@ def tiny(models_root):
     models = {}
     for name in ("detector", "segmenter", "image_encoder"):
         family = FAMILIES[name]
-        path = family.make_tiny(models_root / family.folder)
+        path = TINY_BUILDERS[name](models_root / family.folder)
         models[name] = load_model(name, path.relative_to(models_root / family.folder).as_posix())
     return models
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import torch
 
+from intenttuner.tiny import TINY_BUILDERS
 from tests.test_detection import noise
 
 BOXES = '[{"image": 0, "box": [4, 4, 44, 36]}]'
@@ -26,7 +27,7 @@ def test_detect_then_filter_on_an_image_list_of_mixed_sizes(pack, models_root):
                        ("image_encoder", "IntentTunerLoadImageEncoder")):
         family = sys.modules[f"{pack.__name__}.intenttuner.families"].FAMILIES[name]
         folder = models_root / family.folder
-        widget = family.make_tiny(folder).relative_to(folder).as_posix()
+        widget = TINY_BUILDERS[name](folder).relative_to(folder).as_posix()
         models[name] = nodes[node]().load(widget, "auto")[0]
     reference = torch.from_numpy(np.array(noise(48, 40, 5))).float()[None] / 255
     intent = nodes["IntentTunerIntentParse"]().parse(

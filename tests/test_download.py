@@ -18,38 +18,14 @@ from intenttuner.weights import download
 from intenttuner.weights.download import ensure_entry
 from intenttuner.weights.locate import find_entry
 from intenttuner.weights.manifest import WeightEntry, WeightFile
-from tests.loopback import FileServer, Served, git_blob_sha1, sha256
+from tests.download_helpers import hub_entry, url_entry
+from tests.loopback import Served, git_blob_sha1, sha256
+
+pytestmark = pytest.mark.usefixtures("hf_home")  # downloads on, from a loopback server
 
 PAYLOAD = os.urandom(3 * download.CHUNK + 12345)  # several chunks, odd tail
 
 
-@pytest.fixture
-def server():
-    srv = FileServer()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(autouse=True)
-def _online(models_root, monkeypatch):  # after models_root, which switches the Hub off
-    monkeypatch.delenv("INTENTTUNER_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-
-
-def url_entry(base: str, path: str = "/files/sam_test.pth", *, sha=None, size=None,
-              target=None, **kw):
-    file = WeightFile(name=path.rsplit("/", 1)[-1], size=size, sha256=sha, url=base + path)
-    return WeightEntry(id="test-sam", family="segmenter", default=False, title="Test SAM",
-                       folder="sams", target=target or file.name, files=(file,), licence="MIT",
-                       **kw)
-
-
-def hub_entry(files: dict[str, tuple[int | None, str | None]], target="tiny-repo"):
-    weight_files = tuple(WeightFile(name=n, size=s, sha256=h) for n, (s, h) in files.items())
-    return WeightEntry(id="test-hub", family="captioner", default=False, title="Test captioner",
-                       folder="captioners", target=target, files=weight_files, licence="MIT",
-                       hf_repo="org/tiny-repo", revision="abc123")
 
 
 def test_fresh_download_is_verified_and_atomic(server, models_root):
@@ -76,7 +52,7 @@ def test_checksum_mismatch_deletes_the_file(server, models_root):
     with pytest.raises(ChecksumMismatchError, match="damaged.*sha256"):
         ensure_entry(entry)
 
-    assert not any((models_root / "sams").iterdir())
+    assert not (models_root / "sams").exists()  # the folder it created, and the file, are gone
 
 
 def test_dropped_connection_is_resumed_with_a_range_request(server, models_root):

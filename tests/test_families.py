@@ -4,6 +4,7 @@ clear error instead of a traceback from inside a library."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -11,15 +12,32 @@ import pytest
 from intenttuner import loading
 from intenttuner.errors import WeightsCorruptError, WrongModelFamilyError
 from intenttuner.families import FAMILIES
+from intenttuner.tiny import TINY_BUILDERS
 from intenttuner.tiny.detector import make_tiny_detector_original
 
 # Families whose tiny model is one file, and how to write it.
 SINGLE_FILE_BUILDERS = {
     "detector": make_tiny_detector_original,
-    "segmenter": FAMILIES["segmenter"].make_tiny,
-    "image_encoder": FAMILIES["image_encoder"].make_tiny,
-    "base_model": FAMILIES["base_model"].make_tiny,
+    "segmenter": TINY_BUILDERS["segmenter"],
+    "image_encoder": TINY_BUILDERS["image_encoder"],
+    "base_model": TINY_BUILDERS["base_model"],
 }
+
+
+# What each family's exercise must report for its tiny model: outputs that the synthetic inputs
+# call for (a family added to the registry needs an entry here).
+EXERCISE_REPORTS = {
+    # thresholds 0: at least one box, with its score
+    "detector": r"[1-9]\d* boxes for 2 phrases on a 96x64 image \(hf, best score [01]\.\d\d\)",
+    "segmenter": r"2 masks 64x48 \(custom\)",  # one mask per box, at the image's size
+    "image_encoder": r".+: image \(1, (\d+)\), texts \(2, \1\)",  # one embedding width
+    "captioner": r"caption (['\"]).+\1",  # some words, not an empty caption
+    "base_model": r"sd15 image 64x64 \(2 steps, torch\.\w+\)",
+}
+
+
+def test_every_family_has_a_tiny_builder_and_no_builder_lacks_a_family():
+    assert sorted(TINY_BUILDERS) == sorted(FAMILIES)
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +51,14 @@ def single_files(tmp_path_factory):
 def test_tiny_model_loads_through_the_registry_once_and_runs(models_root, name):
     family = FAMILIES[name]
     folder = models_root / family.folder
-    path = family.make_tiny(folder)
+    path = TINY_BUILDERS[name](folder)
     widget = path.relative_to(folder).as_posix()
 
     assert widget in loading.model_choices(name)
     model = loading.load_model(name, widget)
     assert loading.load_model(name, widget) is model  # loaded once, shared
-    assert family.exercise(model)
+    report = family.exercise(model)
+    assert re.fullmatch(EXERCISE_REPORTS[name], report), report
 
 
 @pytest.mark.parametrize(("victim", "intruder"), [

@@ -23,6 +23,7 @@ from intenttuner.errors import (
 )
 from intenttuner.families import base_model, sd_configs
 from intenttuner.families.base_model import FAMILY, sniff
+from intenttuner.tiny import TINY_BUILDERS
 from intenttuner.tiny import base_model as tiny
 
 KINDS = ["sd15", "sdxl"]
@@ -132,8 +133,8 @@ def test_precision_sets_every_module_dtype(models_root, written, form, precision
         assert {p.dtype for p in module.parameters()} == {dtype}, name
 
 
-def test_family_make_tiny_writes_a_checkpoint_the_loader_reads(models_root):
-    path = FAMILY.make_tiny(models_root / "checkpoints")
+def test_registered_tiny_builder_writes_a_checkpoint_the_loader_reads(models_root):
+    path = TINY_BUILDERS["base_model"](models_root / "checkpoints")
     assert path == models_root / "checkpoints" / tiny.TINY_SD15_FILE
     assert FAMILY.exercise(FAMILY.load(path)).startswith("sd15 image 64x64")
 

@@ -14,7 +14,7 @@ from PIL import Image
 from intenttuner.errors import InputError, WeightsCorruptError, WrongModelFamilyError
 from intenttuner.families import captioner
 from intenttuner.families.captioner import FAMILY
-from intenttuner.tiny.captioner import TINY_DIR
+from intenttuner.tiny.captioner import TINY_DIR, make_tiny
 
 # Random models rarely stop early; short captions keep the file fast.
 TOKENS = 6
@@ -22,7 +22,7 @@ TOKENS = 6
 
 @pytest.fixture(scope="module")
 def tiny_template(tmp_path_factory):
-    return FAMILY.make_tiny(tmp_path_factory.mktemp("blip"))
+    return make_tiny(tmp_path_factory.mktemp("blip"))
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def _noise(height: int, width: int, seed: int) -> Image.Image:
 
 
 def test_tiny_folder_has_the_real_file_layout(models_root):
-    tiny_dir = FAMILY.make_tiny(models_root / "captioners")
+    tiny_dir = make_tiny(models_root / "captioners")
     assert tiny_dir == models_root / "captioners" / TINY_DIR
     for name in ["config.json", "model.safetensors", "preprocessor_config.json", "vocab.txt",
                  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]:
@@ -91,8 +91,9 @@ def test_bad_generation_settings_are_rejected(blip):
 
 
 def test_a_file_inside_the_folder_loads_the_folder(tiny_dir):
-    assert FAMILY.load(tiny_dir / "model.safetensors").caption([_noise(8, 8, 6)],
-                                                              max_new_tokens=2)
+    images = [_noise(8, 8, 6), _noise(20, 12, 7)]
+    from_file = FAMILY.load(tiny_dir / "model.safetensors").caption(images, max_new_tokens=2)
+    assert from_file == FAMILY.load(tiny_dir).caption(images, max_new_tokens=2)
 
 
 def test_folder_of_another_model_type_is_rejected(tiny_dir):

@@ -20,12 +20,13 @@ from intenttuner.errors import (
     WeightsNotFoundError,
     WrongModelFamilyError,
 )
-from intenttuner.families import detector, gdino_convert
-from intenttuner.families.detector import (
-    FAMILY,
+from intenttuner.families import detector, gdino_config, gdino_convert, gdino_tokenizer
+from intenttuner.families.detector import FAMILY
+from intenttuner.families.detector_phrases import (
     assign_phrases,
     boxes_to_pixels,
     build_caption,
+    normalise_phrase,
     phrase_token_spans,
 )
 from intenttuner.tiny import detector as tiny
@@ -91,7 +92,7 @@ def test_build_caption_joins_lowercased_phrases_with_spans():
     ("...", ""),
 ])
 def test_normalise_phrase(phrase, expected):
-    assert detector.normalise_phrase(phrase) == expected
+    assert normalise_phrase(phrase) == expected
 
 
 def test_phrase_token_spans_from_offsets():
@@ -102,7 +103,7 @@ def test_phrase_token_spans_from_offsets():
 
 def test_phrase_token_spans_with_real_wordpiece_tokenizer(tmp_path):
     vocab = tiny.write_vocab(tmp_path, tiny.bert_style_vocab())
-    tokenizer = detector.bert_tokenizer(vocab)
+    tokenizer = gdino_tokenizer.bert_tokenizer(vocab)
     phrases = ["black leather jacket", "zebra", "hair"]  # "zebra" splits into letter pieces
     caption, char_spans = build_caption(phrases)
     encoded = tokenizer(caption, return_offsets_mapping=True)
@@ -184,7 +185,7 @@ def test_every_swint_ogc_tensor_maps_onto_transformers_model():
 def test_config_inferred_from_swint_shapes_is_the_bundled_config():
     shapes = _fixture()["tensors"]
     bundled = _bundled_config()
-    inferred = gdino_convert.infer_config(shapes, bundled)
+    inferred = gdino_config.infer_config(shapes, bundled)
     assert inferred == bundled
 
 
@@ -327,7 +328,10 @@ def test_detect_rejects_bad_arguments(hf_detector, phrases, kwargs, match):
 
 
 def test_exercise_describes_a_run(hf_detector):
-    assert "boxes for 2 phrases" in FAMILY.exercise(hf_detector)
+    # thresholds 0: every one of the tiny model's queries gives a box, the best with its score
+    queries = tiny.tiny_config(vocab_size=1).num_queries
+    assert re.fullmatch(rf"{queries} boxes for 2 phrases on a 96x64 image \(hf, best score "
+                        r"[01]\.\d\d\)", FAMILY.exercise(hf_detector))
 
 
 # --- errors users see ---------------------------------------------------------------------------
@@ -338,7 +342,7 @@ def test_missing_bert_vocab_names_file_source_and_folder(detector_dir, models_ro
     with pytest.raises(WeightsNotFoundError) as err:
         FAMILY.load(detector_dir / tiny.ORIGINAL_FILENAME)
     message = str(err.value)
-    assert "vocab.txt" in message and detector.BERT_VOCAB_SOURCE in message
+    assert "vocab.txt" in message and gdino_tokenizer.BERT_VOCAB_SOURCE in message
     assert str(models_root / "bert-base-uncased") in message
 
 
@@ -358,11 +362,19 @@ def test_bert_vocab_is_found_where_users_keep_it(detector_dir, models_root, tmp_
     kwargs = {"tokenizer_dir": folder} if where == "argument" else {}
     det = FAMILY.load(detector_dir / tiny.ORIGINAL_FILENAME, image_size=TINY_SIZE, **kwargs)
     assert det.kind == "original"
-    assert detector.find_bert_tokenizer_dir(folder if where == "argument" else None) == folder
+    searched = folder if where == "argument" else None
+    assert gdino_tokenizer.find_bert_tokenizer_dir(searched) == folder
 
 
-
-
+def test_bert_vocab_is_also_found_inside_the_detector_folder(detector_dir, models_root):
+    # Some GroundingDINO packs keep models/grounding-dino/bert-base-uncased/vocab.txt. With the
+    # checkpoint moved elsewhere, only the rule for the detector's folder can find it.
+    elsewhere = models_root / "elsewhere"
+    elsewhere.mkdir()
+    checkpoint = shutil.move(detector_dir / tiny.ORIGINAL_FILENAME, elsewhere)
+    assert (models_root / FAMILY.folder / tiny.TOKENIZER_DIRNAME / "vocab.txt").is_file()
+    found = gdino_tokenizer.find_bert_tokenizer_dir(needed_by=Path(checkpoint))
+    assert found == models_root / FAMILY.folder / tiny.TOKENIZER_DIRNAME
 
 
 def test_hf_folder_of_another_model_type_is_wrong_family(detector_dir):

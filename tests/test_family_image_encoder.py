@@ -13,12 +13,12 @@ from PIL import Image
 from intenttuner.errors import InputError, WeightsCorruptError
 from intenttuner.families import image_encoder
 from intenttuner.families.image_encoder import FAMILY, infer_arch, resolve_quick_gelu
-from intenttuner.tiny.image_encoder import TINY_ARCH
+from intenttuner.tiny.image_encoder import TINY_ARCH, make_tiny
 
 
 @pytest.fixture(scope="module")
 def tiny_template(tmp_path_factory):
-    return FAMILY.make_tiny(tmp_path_factory.mktemp("clip"))
+    return make_tiny(tmp_path_factory.mktemp("clip"))
 
 
 @pytest.fixture

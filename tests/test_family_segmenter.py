@@ -9,7 +9,7 @@ import torch
 from intenttuner.errors import InputError, WrongModelFamilyError
 from intenttuner.families import segmenter
 from intenttuner.families.segmenter import FAMILY, KNOWN_VARIANTS, infer_arch
-from intenttuner.tiny.segmenter import TINY_ARCH
+from intenttuner.tiny.segmenter import TINY_ARCH, make_tiny
 from intenttuner.weights.safe_load import load_state_dict
 
 BOXES = np.array([[10, 10, 60, 80], [0, 0, 150, 90], [100, 5, 140, 50]], dtype=np.float32)
@@ -17,7 +17,7 @@ BOXES = np.array([[10, 10, 60, 80], [0, 0, 150, 90], [100, 5, 140, 50]], dtype=n
 
 @pytest.fixture
 def tiny_path(models_root):
-    return FAMILY.make_tiny(models_root / "sams")
+    return make_tiny(models_root / "sams")
 
 
 @pytest.fixture
@@ -82,7 +82,9 @@ def test_other_image_layouts_are_converted(tiny_path, image):
     as_float = sam.masks_for_boxes(image.astype(np.float32) / 255.0, BOXES)
     np.testing.assert_array_equal(as_float, rgb)
     grey = sam.masks_for_boxes(image[:, :, 0], BOXES)
-    assert grey.shape == rgb.shape
+    grey_as_rgb = sam.masks_for_boxes(np.repeat(image[:, :, :1], 3, axis=2), BOXES)
+    np.testing.assert_array_equal(grey, grey_as_rgb)  # grey is R = G = B, nothing else
+    assert not np.array_equal(grey, rgb)  # the model saw the grey image, not the colour one
 
 
 @pytest.mark.parametrize("boxes, message", [

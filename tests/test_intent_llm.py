@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 
 import pytest
 
-from intenttuner.errors import LLMError
+from intenttuner.errors import InputError, LLMError
 from intenttuner.intent import llm_parse
 from intenttuner.intent.parse import parse_intent
-from intenttuner.llm import LLMSettings
+from intenttuner.llm import TRUSTED_HOSTS_ENV, LLMSettings
 from tests.fake_llm import FakeLLM, Reply
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -41,15 +42,31 @@ def images():
 
 
 @pytest.fixture
-def llm(monkeypatch):
+def untrusted_llm(monkeypatch):
+    """The fake endpoint on loopback, with a key set that the machine's owner did not allow
+    it to get (INTENTTUNER_LLM_TRUSTED_HOSTS does not list it)."""
     monkeypatch.setenv("IT_TEST_API_KEY", KEY)
+    monkeypatch.delenv(TRUSTED_HOSTS_ENV, raising=False)
     llm_parse._working_mode.clear()  # no memory of other tests' endpoints
     fake = FakeLLM()
     base_url = fake.start()
+    fake.port = int(base_url.rsplit(":", 1)[1].split("/")[0])
     fake.settings = LLMSettings(base_url=base_url, model="test-model",
                                 api_key_env="IT_TEST_API_KEY", timeout_s=5)
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def llm(untrusted_llm, monkeypatch):
+    """The fake endpoint, listed as trusted so the key is sent to it."""
+    monkeypatch.setenv(TRUSTED_HOSTS_ENV, f"127.0.0.1:{untrusted_llm.port}")
+    return untrusted_llm
+
+
+def authorization(fake: FakeLLM) -> list[str | None]:
+    """The Authorization header of every request the fake server received."""
+    return [r["headers"].get("authorization") for r in fake.requests]
 
 
 def test_valid_structured_answer_becomes_the_intent(llm, images):
@@ -62,7 +79,7 @@ def test_valid_structured_answer_becomes_the_intent(llm, images):
     assert [(c.name, c.operation.value) for c in intent.concepts] == [
         ("face", "keep"), ("jacket", "modify"), ("necklace", "delete")]
     assert [v.references for v in intent.concepts[1].values] == [[1], [2]]
-    assert len(intent.references) == 2 and intent.references[0].crop_png
+    assert [r.crop().size for r in intent.references] == [(20, 20), (20, 20)]
     request = llm.requests[0]
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["authorization"] == f"Bearer {KEY}"
@@ -200,7 +217,9 @@ def test_offline_fallback_is_used_and_noted_when_asked(images):
                           on_llm_failure="offline")
 
     assert intent.parser == "offline"
-    assert intent.notes[0].startswith("The LLM could not be used")
+    assert intent.notes[0].startswith(f"The LLM 'm' at http://127.0.0.1:{port}/v1 failed, so "
+                                      "the offline parser was used instead. The LLM's error: ")
+    assert "could not be reached" in intent.notes[0]
     assert [c.name for c in intent.concepts] == ["face", "jacket", "necklace"]
 
 
@@ -210,34 +229,117 @@ def test_api_key_is_never_logged(llm, images, caplog):
 
     parse_intent(DESCRIPTION, images, BOXES, llm.settings)
 
-    assert caplog.records  # something was logged...
+    assert authorization(llm) == [f"Bearer {KEY}"] * 2  # the key was read and sent twice...
+    assert any("asking for a repair" in r.getMessage() for r in caplog.records)  # ...logged...
     assert KEY not in caplog.text  # ...but never the key
 
 
-@pytest.mark.parametrize(("base_url", "env", "trusted", "allowed"), [
-    ("http://evil.example/v1", "OPENAI_API_KEY", "", False),  # a workflow cannot redirect keys
-    ("https://api.openai.com/v1", "OPENAI_API_KEY", "", True),  # the key's own provider
-    ("https://api.openai.com/v1", "GROQ_API_KEY", "", False),  # ...but not another's
-    ("http://localhost:8080/v1", "GROQ_API_KEY", "", True),  # loopback servers
-    ("http://gpu-box.lan:8000/v1", "LOCAL_API_KEY", "gpu-box.lan, other", True),  # listed
+@pytest.mark.parametrize(("base_url", "env", "trusted", "outcome"), [
+    ("http://evil.example/v1", "OPENAI_API_KEY", "", "refused"),  # a workflow cannot redirect
+    ("https://api.openai.com/v1", "OPENAI_API_KEY", "", "sent"),  # the key's own provider
+    ("https://api.openai.com/v1", "GROQ_API_KEY", "", "refused"),  # ...but not another's
+    ("http://localhost:8080/v1", "GROQ_API_KEY", "", "withheld"),  # loopback: no key...
+    ("http://127.0.0.5:8080/v1", "GROQ_API_KEY", "", "withheld"),  # (all of 127/8)
+    ("http://[::1]:8080/v1", "GROQ_API_KEY", "", "withheld"),
+    ("http://localhost:8080/v1", "GROQ_API_KEY", "localhost", "sent"),  # ...unless listed
+    ("http://localhost:8080/v1", "GROQ_API_KEY", "localhost:8080", "sent"),
+    ("http://localhost:8080/v1", "GROQ_API_KEY", "localhost:9999", "withheld"),  # other port
+    ("http://localhost:8080/v1", "GROQ_API_KEY", "127.0.0.1", "withheld"),  # other name
+    ("http://[::1]:8080/v1", "GROQ_API_KEY", "[::1]:8080", "sent"),
+    ("http://gpu-box.lan:8000/v1", "LOCAL_API_KEY", "gpu-box.lan, other", "sent"),  # listed
+    ("http://gpu-box.lan:8000/v1", "LOCAL_API_KEY", "gpu-box.lan:9000", "refused"),
 ])
 def test_keys_only_go_where_the_machine_owner_allows(monkeypatch, base_url, env, trusted,
-                                                     allowed):
-    from intenttuner.llm import TRUSTED_HOSTS_ENV
-
+                                                     outcome):
     monkeypatch.setenv(env, KEY)
     monkeypatch.setenv(TRUSTED_HOSTS_ENV, trusted)
     settings = LLMSettings(base_url=base_url, model="m", api_key_env=env)
-    if allowed:
-        assert settings.api_key() == KEY
-    else:
-        with pytest.raises(LLMError, match=f"Not sending {env} to"):
+    if outcome == "refused":
+        with pytest.raises(LLMError, match=f"Not sending {env} to .*{TRUSTED_HOSTS_ENV}"):
             settings.api_key()
+    else:
+        assert settings.api_key() == (KEY if outcome == "sent" else None)
+        assert settings.key_withheld() is (outcome == "withheld")
+
+
+def test_untrusted_loopback_server_receives_no_key(untrusted_llm, images):
+    untrusted_llm.replies = [Reply(json.dumps(VALID))]
+
+    intent = parse_intent(DESCRIPTION, images, BOXES, untrusted_llm.settings)
+
+    assert intent.parser == "llm:test-model"  # local servers need no key...
+    assert authorization(untrusted_llm) == [None]  # ...and get none, not even a placeholder
+    assert KEY not in json.dumps(untrusted_llm.requests)
+
+
+@pytest.mark.parametrize("listed", ["127.0.0.1", "127.0.0.1:{port}", " other.host , 127.0.0.1"])
+def test_listed_loopback_server_receives_the_key(untrusted_llm, images, monkeypatch, listed):
+    monkeypatch.setenv(TRUSTED_HOSTS_ENV, listed.format(port=untrusted_llm.port))
+    untrusted_llm.replies = [Reply(json.dumps(VALID))]
+
+    parse_intent(DESCRIPTION, images, BOXES, untrusted_llm.settings)
+
+    assert authorization(untrusted_llm) == [f"Bearer {KEY}"]
+
+
+def test_loopback_server_listed_on_another_port_receives_no_key(untrusted_llm, images,
+                                                                monkeypatch):
+    monkeypatch.setenv(TRUSTED_HOSTS_ENV, f"127.0.0.1:{untrusted_llm.port + 1}")
+    untrusted_llm.replies = [Reply(json.dumps(VALID))]
+
+    parse_intent(DESCRIPTION, images, BOXES, untrusted_llm.settings)
+
+    assert authorization(untrusted_llm) == [None]
+
+
+def test_401_from_an_untrusted_loopback_server_says_to_list_it(untrusted_llm, images):
+    untrusted_llm.replies = [Reply(status=401, message="Missing bearer token")]
+
+    with pytest.raises(LLMError) as info:
+        parse_intent(DESCRIPTION, images, BOXES, untrusted_llm.settings)
+
+    message = str(info.value)
+    assert f"add 127.0.0.1:{untrusted_llm.port} to the {TRUSTED_HOSTS_ENV}" in message
+    assert "IT_TEST_API_KEY is set but was not sent" in message
+    assert "HTTP 401: Missing bearer token" in message
+    assert KEY not in message
+    assert authorization(untrusted_llm) == [None]
+
+
+def test_without_a_key_no_other_variable_is_sent(untrusted_llm, images, monkeypatch):
+    """The openai client reads OPENAI_API_KEY (and OPENAI_ADMIN_KEY) by itself when given no
+    key; neither may reach an endpoint that was meant to get none."""
+    monkeypatch.delenv("IT_TEST_API_KEY")
+    others = {"OPENAI_API_KEY": "sk-other-" + "x" * 40, "OPENAI_ADMIN_KEY": "sk-admin-" + "y" * 40}
+    for name, value in others.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(TRUSTED_HOSTS_ENV, "127.0.0.1")
+    untrusted_llm.replies = [Reply(json.dumps(VALID))]
+
+    parse_intent(DESCRIPTION, images, BOXES, untrusted_llm.settings)
+
+    assert authorization(untrusted_llm) == [None]
+    sent = json.dumps(untrusted_llm.requests)
+    assert not [name for name, value in others.items() if value in sent]
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:http", "[::1]:x"])
+def test_bad_trusted_host_entries_are_named(monkeypatch, entry):
+    monkeypatch.setenv("IT_TEST_API_KEY", KEY)
+    monkeypatch.setenv(TRUSTED_HOSTS_ENV, f"ok.example, {entry}")
+    settings = LLMSettings(base_url="http://127.0.0.1:1/v1", model="m",
+                           api_key_env="IT_TEST_API_KEY")
+    with pytest.raises(InputError, match=f"entry '{re.escape(entry)}' has no valid port"):
+        settings.api_key()
 
 
 @pytest.mark.parametrize("env", ["HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "PATH", "openai_api_key"])
 def test_only_api_key_variables_can_be_named(env):
-    from intenttuner.errors import InputError
-
     with pytest.raises(InputError, match="ending in _API_KEY"):
         LLMSettings(base_url="http://127.0.0.1:1/v1", model="m", api_key_env=env)
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:99999/v1", "http://127.0.0.1:port/v1"])
+def test_a_bad_port_is_refused_when_the_settings_are_made(base_url):
+    with pytest.raises(InputError, match=f"'{re.escape(base_url)}' has an invalid port"):
+        LLMSettings(base_url=base_url, model="m")

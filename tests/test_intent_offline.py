@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -217,6 +219,11 @@ CASES = [
 ]
 
 
+def _squash(text: str) -> str:
+    """Lower case without dots and runs of spaces ("e.g." and "eg" read alike)."""
+    return re.sub(r"\s+", " ", text.lower().replace(".", ""))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_description_parses_into_the_expected_spec(case: Case):
     intent = parse_offline(case.text, refs(case.boxes))
@@ -232,7 +239,9 @@ def test_description_parses_into_the_expected_spec(case: Case):
         values = [(v.text, v.references) for v in got.values]
         expected = [v if isinstance(v, tuple) else (v, []) for v in want.values]
         assert values == expected, got.name
-        assert got.source  # every concept says where it came from
+        # every concept says where it came from: a sentence of the text that names it
+        assert _squash(got.source) in _squash(case.text), got.name
+        assert all(word in got.source.lower() for word in got.name.split()), got.name
     assert len(intent.unplaced) == len(case.unplaced)
     for text, want in zip(intent.unplaced, case.unplaced, strict=True):
         assert want in text
@@ -311,3 +320,11 @@ def test_bad_descriptions_get_clear_errors(text, boxes, message):
         return
     with pytest.raises(InputError, match=message):
         parse_offline(text, refs(boxes))
+
+
+def test_intent_modules_have_one_concern_and_at_most_400_lines():
+    folder = Path(__file__).resolve().parents[1] / "intenttuner" / "intent"
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines())
+             for p in folder.glob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
+    assert {"offline.py", "sentences.py", "cues.py", "phrases.py", "classify.py"} <= set(sizes)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from intenttuner.errors import InputError
 from intenttuner.intent.offline import parse_offline
+from intenttuner.intent.preview import render_preview, summary
 from intenttuner.intent.references import build_references, parse_boxes
-from intenttuner.intent.schema import Intent
+from intenttuner.intent.schema import Intent, IntentFileExistsError
 from intenttuner.intent.store import apply_edits, merge_patch
 
 IMAGES = [Image.new("RGB", (100, 60), (10, 20, 30)), Image.new("RGB", (50, 80), (200, 0, 0))]
@@ -32,9 +36,100 @@ def test_json_round_trip_keeps_everything_including_crops():
 
 
 def test_saving_without_crops_drops_only_the_crops():
+    full = json.loads(intent_with_refs().to_json())
     data = json.loads(intent_with_refs().to_json(with_crops=False))
-    assert all("crop_png" not in r for r in data["references"])
+    assert all(r.pop("crop_png") for r in full["references"])  # the crops were there...
+    assert data == full  # ...and are all that is missing
     assert Intent.from_data(data).reference(1).crop() is None
+
+
+def noisy_intent() -> Intent:
+    """Reference crops of random noise: large PNGs, so any leak of pixel data shows."""
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)),
+              Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))]
+    refs = build_references(images, parse_boxes(
+        '[{"image": 0, "box": [0, 0, 380, 290], "label": "face"}, '
+        '{"image": 1, "box": [10, 10, 190, 190], "label": "jacket"}]'))
+    return parse_offline("trigger: vin. Keep his face [1]. The jacket can change between "
+                         "the leather jacket [2] and a raincoat.", refs)
+
+
+def _strings(data) -> list[str]:
+    if isinstance(data, dict):
+        return [s for v in data.values() for s in _strings(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in _strings(v)]
+    return [data] if isinstance(data, str) else []
+
+
+def _is_png_base64(text: str) -> bool:
+    try:
+        return base64.b64decode(text, validate=True).startswith(b"\x89PNG")
+    except ValueError:
+        return False
+
+
+def test_public_export_has_no_pixel_data():
+    intent = noisy_intent()
+    full = intent.to_json()
+    public = intent.public_json()
+
+    assert len(full) > 100_000  # the crops are big...
+    assert len(public) < 3_000  # ...and none of them is in the export
+    assert "crop_png" not in public and "iVBORw0KGgo" not in public  # PNG's base64 signature
+    assert not re.search(r"[A-Za-z0-9+/]{100,}", public)  # no base64 run of any kind
+    strings = _strings(json.loads(public))
+    assert not any(_is_png_base64(s) for s in strings)
+    assert any(_is_png_base64(s) for s in _strings(json.loads(full)))  # the check can fire
+    assert json.loads(public) == intent.public_dict()
+
+
+def test_public_export_keeps_everything_else_and_loads_back():
+    intent = noisy_intent()
+    exported = intent.public_dict()
+
+    assert [(r["index"], r["image"], r["box"], r["label"]) for r in exported["references"]] == [
+        (1, 0, [0.0, 0.0, 380.0, 290.0], "face"), (2, 1, [10.0, 10.0, 190.0, 190.0], "jacket")]
+    assert exported["trigger_words"] == ["vin"]
+    assert [(c["name"], c["operation"]) for c in exported["concepts"]] == [
+        ("face", "keep"), ("jacket", "modify")]
+
+    again = Intent.from_json(intent.public_json(), what="LoRA metadata")
+    expected = intent.model_copy(deep=True)
+    for ref in expected.references:
+        ref.crop_png = None
+    assert again == expected
+    assert again.missing_crops() == [1, 2] and intent.missing_crops() == []
+    assert again.reference(1).crop() is None
+    assert again.public_json() == intent.public_json()
+
+
+def test_intent_without_crops_is_a_stated_state_not_a_crash():
+    again = Intent.from_json(noisy_intent().public_json())
+    text = summary(again)
+    assert "reference box(es) [1], [2] have no crop" in text
+    assert "re-run Intent Parse with the reference images" in text
+    assert render_preview(again).size[0] == 768
+    assert "have no crop" not in summary(noisy_intent())
+
+
+def test_save_never_overwrites_an_existing_file(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text("precious", encoding="utf-8")
+    with pytest.raises(IntentFileExistsError, match=f"{re.escape(str(path))} already exists.*"
+                                                    "never overwrites.*another file name"):
+        intent_with_refs().save(path)
+    assert path.read_text(encoding="utf-8") == "precious"
+    assert issubclass(IntentFileExistsError, InputError)
+
+
+def test_save_and_load_round_trip_with_and_without_crops(tmp_path):
+    intent = intent_with_refs()
+    intent.save(tmp_path / "full.json")
+    intent.save(tmp_path / "public.json", with_crops=False)
+    assert Intent.load(tmp_path / "full.json") == intent
+    assert Intent.load(tmp_path / "public.json").missing_crops() == [1, 2]
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -12,10 +12,13 @@ from intenttuner.weights.folders import MODEL_FOLDERS
 from intenttuner.weights.manifest import MANIFEST_PATH, load_manifest, parse_manifest
 
 
-def test_every_family_has_exactly_one_default():
+def test_every_family_has_exactly_one_default_where_its_loader_looks():
     manifest = load_manifest()
-    for family in FAMILIES:
-        assert manifest.default_for(family).family == family
+    for name, family in FAMILIES.items():
+        defaults = [e for e in manifest.entries if e.family == name and e.default]
+        assert len(defaults) == 1, f"{name}: {[e.id for e in defaults]}"
+        assert manifest.default_for(name) is defaults[0]
+        assert defaults[0].folder in (family.folder, *family.extra_folders), name
 
 
 def test_large_files_have_a_published_size_or_checksum():

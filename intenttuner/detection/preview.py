@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..drawing import font as load_font
+from ..imageio import to_rgb_pil
 from .detect import concept_counts
 from .types import Detection, Detections
 
@@ -28,9 +29,10 @@ def colour_of(concept: str) -> tuple[int, int, int]:
 
 def render_image(image: Image.Image, detections: list[Detection],
                  max_side: int = 768) -> Image.Image:
-    """``image`` with ``detections`` drawn on it, downscaled so its longest side <= max_side."""
+    """``image`` (any mode; see `intenttuner.imageio`) with ``detections`` drawn on it,
+    downscaled so its longest side <= max_side."""
     scale = min(1.0, max_side / max(image.size))
-    canvas = image.convert("RGB").resize(
+    canvas = to_rgb_pil(image).resize(
         (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
         Image.Resampling.BILINEAR)
     _overlay_masks(canvas, image.size, detections, scale)

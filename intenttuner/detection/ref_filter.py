@@ -73,18 +73,19 @@ def filter_by_references(images: Sequence[Image.Image], detections: Detections, 
 
 def reference_embeddings(intent: Intent, encoder, batch_size: int = 32) -> dict[int, torch.Tensor]:
     """``{n: embedding}`` of every reference crop, computed once per (intent, encoder)."""
-    cached = intent._embeddings.get(id(encoder))
-    if cached is not None and cached[0]() is encoder:
+    key = ("reference_embeddings", id(encoder))
+    cached = intent.memo().get(key)
+    if cached is not None and cached[0]() is encoder:  # id() alone could be a reused address
         return cached[1]
-    crops = [r.crop() for r in intent.references]
-    missing = [r.index for r, crop in zip(intent.references, crops, strict=True) if crop is None]
+    missing = intent.missing_crops()
     if missing:
         raise InputError(
             f"The intent has no crops for reference box(es) {missing} (it was saved without "
             "crops). Re-run Intent Parse with the reference images, or save with crops.")
+    crops = [r.crop() for r in intent.references]
     vectors = encoder.embed_images(crops, batch_size=batch_size) if crops else []
     embeddings = {r.index: v for r, v in zip(intent.references, vectors, strict=True)}
-    intent._embeddings[id(encoder)] = (weakref.ref(encoder), embeddings)
+    intent.memo()[key] = (weakref.ref(encoder), embeddings)
     return embeddings
 
 

@@ -1,7 +1,9 @@
-"""The registry of model families: name → `Family` (folder, loader, sniffer, tiny builder).
+"""The registry of model families: name → `Family` (folder, loader, sniffer, exercise).
 
 Family modules import their heavy libraries (transformers, diffusers, open_clip,
-segment_anything) inside functions, so importing this registry stays cheap.
+segment_anything) inside functions, so importing this registry stays cheap. The tiny random
+model of each family is built by ``intenttuner.tiny.TINY_BUILDERS``, which depends on this
+registry, never the other way round.
 """
 
 from __future__ import annotations

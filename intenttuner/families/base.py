@@ -1,7 +1,8 @@
 """What every model family declares: one `Family` entry per kind of model.
 
-Adding a model family means writing its module (loader, ``sniff`` and tiny builder) and adding
-one `Family` to ``FAMILIES`` in ``families/__init__.py``; nothing else branches on family names.
+Adding a model family means writing its module (loader, ``sniff``, ``exercise``), adding one
+`Family` to ``FAMILIES`` in ``families/__init__.py`` and its tiny random model builder to
+``intenttuner.tiny.TINY_BUILDERS``; nothing else branches on family names.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import MissingDependencyError
 
@@ -35,22 +38,28 @@ class Family:
     load: Callable[..., Any]
     # sniff(tensor_names) -> True if a checkpoint with these tensor names belongs to the family.
     sniff: Callable[[Iterable[str]], bool]
-    # make_tiny(folder) -> path of a tiny random model written in the real on-disk format.
-    make_tiny: Callable[[Path], Path]
     # exercise(model) -> str: run a loaded model once on a synthetic input and describe the
     # output ("3 masks 64x48"); the smoke check and the ComfyUI integration test call it.
     exercise: Callable[[Any], str] | None = None
     extra_folders: tuple[str, ...] = ()  # other MODEL_FOLDERS keys its models may live in
 
     def missing_packages(self) -> list[Package]:
-        """Packages this family needs that are not installed (checked without importing)."""
-        return [p for p in self.packages if importlib.util.find_spec(p.module) is None]
+        return missing_packages(self.packages)
 
     def require(self) -> None:
-        """Raise MissingDependencyError naming the first missing package."""
-        missing = self.missing_packages()
-        if missing:
-            raise MissingDependencyError(missing[0].module, self.title, missing[0].pip)
+        require_packages(self.packages, self.title)
+
+
+def missing_packages(packages: Iterable[Package]) -> list[Package]:
+    """Those of ``packages`` that are not installed (checked without importing them)."""
+    return [p for p in packages if importlib.util.find_spec(p.module) is None]
+
+
+def require_packages(packages: Iterable[Package], feature: str) -> None:
+    """Raise MissingDependencyError (with the pip command) for the first missing package."""
+    missing = missing_packages(packages)
+    if missing:
+        raise MissingDependencyError(missing[0].module, feature, missing[0].pip)
 
 
 def check_family(family: Family, path: Path, tensor_names: Iterable[str]) -> None:
@@ -86,3 +95,13 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 
         raise InputError(f"precision '{precision}' is not one of auto, {', '.join(table)}.")
     return table[precision]
+
+
+def synthetic_image(width: int = 64, height: int = 48, seed: int = 0) -> Image.Image:
+    """A deterministic RGB image with some structure (gradient + noise): the input the
+    families' ``exercise`` functions run models on."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    noise = rng.integers(0, 64, (height, width, 3)).astype(np.float32)
+    pixels = np.clip(ramp * np.array([1.0, 0.6, 0.3]) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, mode="RGB")

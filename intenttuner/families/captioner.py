@@ -27,7 +27,7 @@ from ..imageio import to_rgb_pil
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
 from ..weights.folders import MODEL_FOLDERS
-from .base import Family, Package, resolve_dtype
+from .base import Family, Package, resolve_dtype, synthetic_image
 
 log = logging.getLogger(__name__)
 
@@ -214,16 +214,8 @@ class BlipCaptioner:
 
 def exercise(captioner: BlipCaptioner) -> str:
     """Caption a synthetic image; quote the caption."""
-    from ..tiny import synthetic_image
-
     caption = captioner.caption([synthetic_image()], max_new_tokens=8, num_beams=1)[0]
     return f"caption {caption[:40]!r}"
-
-
-def _make_tiny(folder: Path) -> Path:
-    from ..tiny.captioner import make_tiny
-
-    return make_tiny(folder)
 
 
 FAMILY = Family(
@@ -233,6 +225,5 @@ FAMILY = Family(
     packages=(Package("transformers", "transformers"),),
     load=load,
     sniff=sniff,
-    make_tiny=_make_tiny,
     exercise=exercise,
 )

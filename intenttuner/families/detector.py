@@ -13,16 +13,17 @@ reads both formats users keep in ``models/grounding-dino``:
   with ``safe_load`` (never unpickled), its tensors renamed by `gdino_convert`, its config
   inferred from the tensor shapes (bundled Swin-T config for the rest) and loaded with strict
   key checking. The ``*.cfg.py`` files next to these checkpoints are never executed (nor read:
-  the shapes say everything that matters). The BERT tokenizer those checkpoints need
-  (``vocab.txt`` of bert-base-uncased) is looked up by `find_bert_tokenizer_dir`.
+  the shapes say everything that matters; `gdino_config` reads them). The BERT tokenizer those
+  checkpoints need (``vocab.txt`` of bert-base-uncased) is looked up by
+  `gdino_tokenizer.find_bert_tokenizer_dir`.
 
     det = FAMILY.load(models_dir / "grounding-dino" / "grounding-dino-tiny")
     found = det.detect([image], ["black leather jacket", "necklace"])
     boxes = [(d.box, d.score, d.phrase_index) for d in found[0]]  # XYXY, original pixels
 
-All phrases of a call go through the model in one pass per image: they are joined into one
-caption ``"black leather jacket . necklace ."`` (lower case), as GroundingDINO was trained, and
-each output box is given to the phrase whose tokens it matches best.
+This module is the family's entry (`FAMILY`) and its loader; the loaded model is
+`detector_model.GroundingDinoDetector`, whose caption and phrase maths live in
+`detector_phrases`.
 """
 
 from __future__ import annotations
@@ -30,21 +31,26 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import InputError, WeightsCorruptError, WeightsNotFoundError, WrongModelFamilyError
-from ..imageio import to_rgb_pil
 from ..runtime import get_runtime
 from ..weights import safe_load
 from . import gdino_convert
 from .base import Family, Package, check_family, resolve_dtype
+from .detector_model import GroundingDinoDetector
+from .gdino_config import box_heads_shared, infer_config
+from .gdino_tokenizer import (
+    BERT_VOCAB_FILE,
+    bert_tokenizer,
+    check_tokenizer,
+    find_bert_tokenizer_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,237 +58,6 @@ BUNDLED_CONFIG = (Path(__file__).resolve().parents[2] / "models" / "configs" / "
                   / "groundingdino_swint_ogc.json")
 HF_MODEL_TYPE = "grounding-dino"
 HF_SOURCE = "https://huggingface.co/IDEA-Research/grounding-dino-tiny"
-
-# The BERT vocabulary original-format checkpoints need (the lead's downloader fetches it).
-BERT_TOKENIZER_FOLDER = "bert-base-uncased"  # MODEL_FOLDERS key and sub-folder name
-BERT_VOCAB_FILE = "vocab.txt"
-BERT_VOCAB_SOURCE = "https://huggingface.co/google-bert/bert-base-uncased"
-BERT_VOCAB_SIZE = 231_508
-BERT_VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
-BERT_HF_REPOS = ("google-bert/bert-base-uncased", "bert-base-uncased")
-
-# transformers' GroundingDino finds phrase boundaries by these bert-base-uncased token ids
-# (SPECIAL_TOKENS in modeling_grounding_dino.py), so any tokenizer we pair it with must agree.
-REQUIRED_TOKEN_IDS = {"[CLS]": 101, "[SEP]": 102, ".": 1012, "?": 1029}
-
-
-@dataclass(frozen=True)
-class RawDetection:
-    """One detected box, before any filtering by the detection stage."""
-
-    box: tuple[float, float, float, float]  # XYXY, pixels of the ORIGINAL image
-    score: float  # box confidence in [0, 1]: the highest token probability of the box
-    phrase_index: int  # index into the phrases passed to detect()
-
-
-# --- pure helpers (unit-tested without a model) ----------------------------------------------
-
-
-def normalise_phrase(phrase: str) -> str:
-    """Lower-case ``phrase`` and remove ``.``/``?``, which GroundingDINO reads as phrase ends."""
-    cleaned = phrase.lower().replace(".", " ").replace("?", " ")
-    return " ".join(cleaned.split())
-
-
-def build_caption(phrases: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
-    """Join normalised ``phrases`` as ``"a . b . c ."``; return it and each phrase's
-    ``(start, end)`` character span in it."""
-    caption, spans = "", []
-    for phrase in phrases:
-        start = len(caption)
-        caption += phrase
-        spans.append((start, len(caption)))
-        caption += " . "
-    return caption.rstrip(), spans
-
-
-def phrase_token_spans(offsets: Sequence[tuple[int, int]],
-                       char_spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Token index span ``(first, last + 1)`` of each phrase in a tokenized caption.
-
-    ``offsets`` are the tokenizer's ``(start, end)`` character offsets per token (``(0, 0)`` for
-    special tokens); a token belongs to the phrase whose character span contains it. A phrase
-    without tokens gets ``(0, 0)`` and so can never be assigned a box.
-    """
-    spans = []
-    for lo, hi in char_spans:
-        inside = [t for t, (s, e) in enumerate(offsets) if e > s and s >= lo and e <= hi]
-        spans.append((inside[0], inside[-1] + 1) if inside else (0, 0))
-    return spans
-
-
-def assign_phrases(probs: torch.Tensor, token_spans: Sequence[tuple[int, int]],
-                   box_threshold: float, text_threshold: float,
-                   ) -> list[tuple[int, int, float]]:
-    """Pick the boxes to keep and the phrase of each; return ``(query, phrase, score)`` rows.
-
-    ``probs`` is ``(queries, tokens)``: sigmoid token probabilities over the caption's real
-    tokens (special tokens included, as in the original GroundingDINO). A query is kept if its
-    highest token probability (its ``score``) exceeds ``box_threshold``; it goes to the phrase
-    whose span holds the highest probability, and only if that probability exceeds
-    ``text_threshold``. Rows are ordered by query index.
-    """
-    if probs.numel() == 0 or not token_spans:
-        return []
-    scores = probs.max(dim=-1).values
-    per_phrase = torch.stack(
-        [probs[:, s:e].max(dim=-1).values if e > s else torch.zeros_like(scores)
-         for s, e in token_spans], dim=-1)
-    phrase_prob, phrase = per_phrase.max(dim=-1)
-    keep = (scores > box_threshold) & (phrase_prob > text_threshold)
-    return [(int(q), int(phrase[q]), float(scores[q])) for q in torch.nonzero(keep).flatten()]
-
-
-def boxes_to_pixels(boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Map ``(N, 4)`` normalised ``(cx, cy, w, h)`` boxes (relative to the unpadded image, as
-    GroundingDINO predicts them) to XYXY pixels of a ``width`` x ``height`` image, clipped to it."""
-    cx, cy, w, h = boxes.float().unbind(-1)
-    xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-    scale = torch.tensor([width, height, width, height], dtype=xyxy.dtype, device=xyxy.device)
-    return torch.minimum((xyxy * scale).clamp(min=0), scale)
-
-
-# --- the wrapper ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Caption:
-    """One caption and what it covers: ``phrase_indices[k]`` owns ``token_spans[k]``."""
-
-    text: str
-    phrase_indices: tuple[int, ...]
-    token_spans: tuple[tuple[int, int], ...]
-    input_ids: torch.Tensor  # (1, tokens)
-
-
-class GroundingDinoDetector:
-    """A loaded GroundingDINO: `detect` boxes of text phrases in batches of PIL images.
-
-    Load once (``FAMILY.load``), call `detect` many times. The module is held by the runtime's
-    `ManagedModel`, so the host decides where it lives between calls.
-    """
-
-    def __init__(self, model: Any, image_processor: Any, tokenizer: Any, *,
-                 source: Path, kind: str):
-        self.source = Path(source)
-        self.kind = kind  # "hf" (Hugging Face folder) or "original" (IDEA-Research .pth)
-        self._managed = get_runtime().manage(model.eval())
-        self._image_processor = image_processor
-        self._tokenizer = tokenizer
-        self.max_text_len = int(model.config.max_text_len)  # caption tokens per pass
-        self.dtype = next(model.parameters()).dtype  # inputs are cast to it
-
-    def __repr__(self) -> str:
-        return f"GroundingDinoDetector({self.kind}: {self.source.name}, {self.dtype})"
-
-    def detect(self, images: Sequence[Image.Image], phrases: Sequence[str], *,
-               box_threshold: float = 0.35, text_threshold: float = 0.25,
-               batch_size: int = 4) -> list[list[RawDetection]]:
-        """Detect every phrase in every image; one list of detections per image.
-
-        ``images``: PIL images of any size and mode (RGBA, L, I;16, ... are converted to RGB;
-        numpy HxWxC arrays work too). ``phrases``: what to look for, e.g. ``["hair", "black
-        leather jacket"]``. A box is kept when its highest token probability exceeds
-        ``box_threshold`` and its best phrase's probability exceeds ``text_threshold`` (both in
-        [0, 1]). Detections are sorted by score, highest first; boxes are XYXY pixels of the
-        original image, clipped to it. ``batch_size`` images go through the model together.
-        """
-        phrases = self._check_inputs(images, phrases, box_threshold, text_threshold, batch_size)
-        if not images:
-            return []
-        captions = self._captions(phrases)
-        runtime = get_runtime()
-        model = self._managed.load()
-        results: list[list[RawDetection]] = []
-        with runtime.progress(total=len(images), desc="Detecting") as bar:
-            for start in range(0, len(images), batch_size):
-                runtime.check_interrupted()
-                batch = [to_rgb_pil(image) for image in images[start:start + batch_size]]
-                results += self._detect_batch(model, batch, captions, box_threshold,
-                                              text_threshold)
-                bar.update(len(batch))
-        return results
-
-    def _check_inputs(self, images: Sequence, phrases: Sequence[str], box_threshold: float,
-                      text_threshold: float, batch_size: int) -> list[str]:
-        if isinstance(phrases, str):
-            raise InputError(f"phrases must be a list of strings, got the string {phrases!r}.")
-        if not phrases:
-            raise InputError("detect() needs at least one phrase to look for.")
-        cleaned = []
-        for i, phrase in enumerate(phrases):
-            text = normalise_phrase(phrase) if isinstance(phrase, str) else ""
-            if not text:
-                raise InputError(f"Phrase {i} ({phrase!r}) is empty; give each concept a few "
-                                 "words, e.g. 'black leather jacket'.")
-            cleaned.append(text)
-        for name, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
-            if not 0.0 <= value <= 1.0:
-                raise InputError(f"{name} must be between 0 and 1, got {value}.")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {batch_size}.")
-        if isinstance(images, Image.Image):
-            raise InputError("images must be a list of images; wrap a single image in [image].")
-        return cleaned
-
-    def _captions(self, phrases: list[str]) -> list[_Caption]:
-        """Tokenized captions covering all ``phrases``; more than one only when they do not
-        fit in the model's text length (256 tokens for the released models)."""
-        groups, current, used = [], [], 2  # [CLS] and [SEP]
-        for index, phrase in enumerate(phrases):
-            cost = len(self._tokenizer(phrase, add_special_tokens=False)["input_ids"]) + 1
-            if cost + 2 > self.max_text_len:
-                raise InputError(f"Phrase {index} is too long ({cost - 1} tokens; at most "
-                                 f"{self.max_text_len - 3}). Describe the concept in fewer words.")
-            if current and used + cost > self.max_text_len:
-                groups.append(current)
-                current, used = [], 2
-            current.append(index)
-            used += cost
-        groups.append(current)
-        if len(groups) > 1:
-            log.info("%d phrases do not fit one caption; running %d passes per image",
-                     len(phrases), len(groups))
-        return [self._encode_caption([phrases[i] for i in g], tuple(g)) for g in groups]
-
-    def _encode_caption(self, phrases: list[str], indices: tuple[int, ...]) -> _Caption:
-        text, char_spans = build_caption(phrases)
-        encoded = self._tokenizer(text, return_offsets_mapping=True)
-        spans = phrase_token_spans([tuple(o) for o in encoded["offset_mapping"]], char_spans)
-        ids = torch.tensor([encoded["input_ids"]], dtype=torch.long)
-        return _Caption(text, indices, tuple(spans), ids)
-
-    def _detect_batch(self, model: Any, images: list[Image.Image], captions: list[_Caption],
-                      box_threshold: float, text_threshold: float) -> list[list[RawDetection]]:
-        device, dtype = self._managed.device, self.dtype
-        pixels = self._image_processor(images=images, return_tensors="pt")
-        pixel_values = pixels["pixel_values"].to(device=device, dtype=dtype)
-        pixel_mask = pixels["pixel_mask"].to(device)
-        found: list[list[RawDetection]] = [[] for _ in images]
-        for caption in captions:
-            ids = caption.input_ids.to(device).expand(len(images), -1)
-            with torch.inference_mode():
-                out = model(pixel_values=pixel_values, pixel_mask=pixel_mask, input_ids=ids,
-                            attention_mask=torch.ones_like(ids),
-                            token_type_ids=torch.zeros_like(ids))
-            tokens = ids.shape[1]
-            probs = out.logits[..., :tokens].float().sigmoid().cpu()
-            boxes = out.pred_boxes.float().cpu()
-            for i, image in enumerate(images):
-                rows = assign_phrases(probs[i], caption.token_spans, box_threshold,
-                                      text_threshold)
-                if not rows:
-                    continue
-                pixel_boxes = boxes_to_pixels(boxes[i, [q for q, _, _ in rows]], *image.size)
-                found[i] += [
-                    RawDetection(tuple(float(v) for v in box), score,
-                                 caption.phrase_indices[phrase])
-                    for box, (_, phrase, score) in zip(pixel_boxes.tolist(), rows, strict=True)
-                ]
-        return [sorted(f, key=lambda d: -d.score) for f in found]
-
-
-# --- loading ----------------------------------------------------------------------------------
 
 
 def load(path: str | Path, *, precision: str = "auto",
@@ -315,7 +90,7 @@ def load(path: str | Path, *, precision: str = "auto",
             f"grounding-dino-tiny from {HF_SOURCE}) or groundingdino_swint_ogc.pth into "
             "models/grounding-dino."
         )
-    _check_tokenizer(tokenizer, model, path)
+    check_tokenizer(tokenizer, model, path)
     dtype = resolve_dtype(precision, get_runtime().torch_device())
     model = model.to(dtype=dtype).eval()
     log.info("loaded GroundingDINO (%s format) from %s as %s", kind, path, dtype)
@@ -448,8 +223,8 @@ def _original_config(path: Path, state_dict: dict) -> dict:
     defaults = json.loads(BUNDLED_CONFIG.read_text(encoding="utf-8"))
     shapes = {name: tuple(t.shape) for name, t in state_dict.items()}
     try:
-        return gdino_convert.infer_config(
-            shapes, defaults, decoder_bbox_embed_share=gdino_convert.box_heads_shared(state_dict))
+        return infer_config(
+            shapes, defaults, decoder_bbox_embed_share=box_heads_shared(state_dict))
     except KeyError as exc:
         raise WrongModelFamilyError(
             f"{path} lacks the GroundingDINO tensor {exc}; the file is incomplete or a variant "
@@ -479,71 +254,6 @@ def _check_loading_info(path: Path, model: Any, info: dict) -> None:
         )
 
 
-def _check_tokenizer(tokenizer: Any, model: Any, source: Path) -> None:
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in REQUIRED_TOKEN_IDS}
-    vocab_size = model.config.text_config.vocab_size
-    if ids != REQUIRED_TOKEN_IDS or len(tokenizer) > vocab_size:
-        raise WeightsCorruptError(
-            f"The tokenizer used with {source} is not bert-base-uncased's: GroundingDINO needs "
-            f"[CLS]=101, [SEP]=102, '.'=1012, '?'=1029 and at most {vocab_size} tokens, this one "
-            f"has {ids} and {len(tokenizer)} tokens. Use vocab.txt from {BERT_VOCAB_SOURCE}."
-        )
-
-
-def bert_tokenizer(vocab_file: Path) -> Any:
-    """A lower-casing BERT WordPiece tokenizer (fast, so it reports character offsets) built
-    from ``vocab_file`` alone."""
-    from transformers import BertTokenizerFast
-
-    # Positional on purpose: the keyword is ``vocab_file`` in transformers 4 and ``vocab`` in 5
-    # (where an unknown keyword is silently ignored, giving an empty vocabulary).
-    return BertTokenizerFast(str(vocab_file), do_lower_case=True)
-
-
-def bert_tokenizer_candidates(checkpoint: Path | None = None) -> list[Path]:
-    """Folders searched, in order, for bert-base-uncased's ``vocab.txt``.
-
-    ``bert-base-uncased/`` next to ``checkpoint`` (if given), ``<models>/bert-base-uncased``
-    (where the GroundingDINO+SAM packs keep it), ``<models>/grounding-dino/bert-base-uncased``,
-    then the Hugging Face cache snapshots of google-bert/bert-base-uncased and
-    bert-base-uncased.
-    """
-    from ..weights.locate import hf_snapshot_dirs
-
-    runtime = get_runtime()
-    folders = [checkpoint.parent / BERT_TOKENIZER_FOLDER] if checkpoint is not None else []
-    folders += runtime.model_dirs(BERT_TOKENIZER_FOLDER)
-    folders += [d / BERT_TOKENIZER_FOLDER for d in runtime.model_dirs(FAMILY.folder)]
-    for repo in BERT_HF_REPOS:
-        folders += hf_snapshot_dirs(repo)
-    return list(dict.fromkeys(folders))  # drop repeats, keep the order
-
-
-def find_bert_tokenizer_dir(tokenizer_dir: str | Path | None = None, *,
-                            needed_by: Path | None = None) -> Path:
-    """The folder holding bert-base-uncased's ``vocab.txt`` for original GroundingDINO files.
-
-    ``tokenizer_dir`` (if given) is the only place looked at; otherwise
-    `bert_tokenizer_candidates` (``needed_by``: the checkpoint, whose own folder is searched
-    first). Raises WeightsNotFoundError naming the file, its source and the folder to put it in.
-    """
-    folders = ([Path(tokenizer_dir)] if tokenizer_dir is not None
-               else bert_tokenizer_candidates(needed_by))
-    for folder in folders:
-        vocab = folder / BERT_VOCAB_FILE
-        if vocab.is_file() and vocab.stat().st_size > 0:
-            return folder
-    target = (Path(tokenizer_dir) if tokenizer_dir is not None
-              else get_runtime().download_dir(BERT_TOKENIZER_FOLDER))
-    user = (f"{needed_by.name} is an original GroundingDINO checkpoint and needs"
-            if needed_by is not None else "Original GroundingDINO checkpoints need")
-    raise WeightsNotFoundError(
-        f"{user} the BERT tokenizer file {BERT_VOCAB_FILE} (bert-base-uncased, "
-        f"{BERT_VOCAB_SIZE:,} bytes, sha256 {BERT_VOCAB_SHA256}) from {BERT_VOCAB_SOURCE}. "
-        f"Download it into {target}/. Looked in: {', '.join(str(f) for f in folders)}."
-    )
-
-
 def sniff(tensor_names: Iterable[str]) -> bool:
     """True for GroundingDINO checkpoints in the original layout (``backbone.0.``,
     ``transformer.``, ``bert.``) or in Hugging Face's (``model.backbone.conv_encoder.``,
@@ -562,12 +272,6 @@ def exercise(detector: GroundingDinoDetector) -> str:
     return f"{len(found)} boxes for 2 phrases on a 96x64 image ({detector.kind}{best})"
 
 
-def _make_tiny(folder: Path) -> Path:
-    from ..tiny.detector import make_tiny_detector_hf
-
-    return make_tiny_detector_hf(folder)
-
-
 FAMILY = Family(
     name="detector",
     title="GroundingDINO detector",
@@ -575,6 +279,5 @@ FAMILY = Family(
     packages=(Package("transformers", "transformers"),),
     load=load,
     sniff=sniff,
-    make_tiny=_make_tiny,
     exercise=exercise,
 )

@@ -36,7 +36,7 @@ from ..errors import InputError, WeightsCorruptError
 from ..imageio import to_rgb_pil
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
-from .base import Family, Package, check_family, resolve_dtype
+from .base import Family, Package, check_family, resolve_dtype, synthetic_image
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def load(path: str | Path, arch: str | None = None, quick_gelu: bool | None = No
     runtime = get_runtime()
     dtype = resolve_dtype(precision, runtime.torch_device())
     tag_preprocess = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
-    with _quiet_random_init_warning():
+    with quiet_random_init_warning():
         model = open_clip.create_model(
             arch, pretrained=None, precision=_OPEN_CLIP_PRECISION[dtype], device="cpu",
             force_quick_gelu=quick_gelu, force_preprocess_cfg=tag_preprocess,
@@ -268,7 +268,7 @@ def _load_weights(model: torch.nn.Module, state: dict, path: Path, arch: str) ->
 
 
 @contextlib.contextmanager
-def _quiet_random_init_warning() -> Iterator[None]:
+def quiet_random_init_warning() -> Iterator[None]:
     """Hide open_clip's "No pretrained weights loaded ... initialized randomly" warning: we
     build without weights on purpose and load them right after."""
     def keep(record: logging.LogRecord) -> bool:
@@ -351,17 +351,9 @@ def _check_batch_size(batch_size: int) -> None:
 
 def exercise(encoder: OpenClipEncoder) -> str:
     """Embed a synthetic image and two texts; describe the embeddings."""
-    from ..tiny import synthetic_image
-
     image = encoder.embed_images([synthetic_image()])
     texts = encoder.embed_texts(["a photo of a cat", "a painting"])
     return f"{encoder.arch}: image {tuple(image.shape)}, texts {tuple(texts.shape)}"
-
-
-def _make_tiny(folder: Path) -> Path:
-    from ..tiny.image_encoder import make_tiny
-
-    return make_tiny(folder)
 
 
 FAMILY = Family(
@@ -371,6 +363,5 @@ FAMILY = Family(
     packages=(Package("open_clip", "open_clip_torch"),),
     load=load,
     sniff=sniff,
-    make_tiny=_make_tiny,
     exercise=exercise,
 )

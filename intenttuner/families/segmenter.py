@@ -27,7 +27,7 @@ from ..errors import InputError, WeightsCorruptError, WrongModelFamilyError
 from ..imageio import to_rgb_array
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
-from .base import Family, Package, check_family, resolve_dtype
+from .base import Family, Package, check_family, resolve_dtype, synthetic_image
 
 log = logging.getLogger(__name__)
 
@@ -290,17 +290,9 @@ def _check_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def exercise(sam: SamSegmenter) -> str:
     """Segment two boxes of a synthetic image; describe the masks."""
-    from ..tiny import synthetic_image
-
     image = np.asarray(synthetic_image(64, 48))
     masks = sam.masks_for_boxes(image, np.array([[4, 4, 40, 30], [20, 10, 60, 44]]))
     return f"{len(masks)} masks {masks.shape[2]}x{masks.shape[1]} ({sam.variant})"
-
-
-def _make_tiny(folder: Path) -> Path:
-    from ..tiny.segmenter import make_tiny
-
-    return make_tiny(folder)
 
 
 FAMILY = Family(
@@ -310,6 +302,5 @@ FAMILY = Family(
     packages=(Package("segment_anything", "segment-anything"),),
     load=load,
     sniff=sniff,
-    make_tiny=_make_tiny,
     exercise=exercise,
 )

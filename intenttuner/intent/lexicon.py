@@ -20,12 +20,12 @@ OPERATION_CUES: dict[Operation, tuple[str, ...]] = {
     ),
     Operation.MODIFY: (
         "be able to change", "switch between", "choose between", "pick between", "free to",
-        "change", "changes", "changed", "changeable", "alter", "altered", "alterable", "changing", "modify", "modifiable",
-        "modified", "adjust", "adjustable", "adjusted", "vary", "varies", "varied", "variable",
-        "various", "switch", "switchable", "swap", "swappable", "different", "customise",
-        "customize", "customisable", "customizable", "control", "controllable", "editable",
-        "edit", "alternate", "alternative", "interchangeable", "replace", "replaceable",
-        "flexible", "tweak", "any", "either", "anything", "whatever",
+        "change", "changes", "changed", "changeable", "alter", "altered", "alterable", "changing",
+        "modify", "modifiable", "modified", "adjust", "adjustable", "adjusted", "vary", "varies",
+        "varied", "variable", "various", "switch", "switchable", "swap", "swappable", "different",
+        "customise", "customize", "customisable", "customizable", "control", "controllable",
+        "editable", "edit", "alternate", "alternative", "interchangeable", "replace",
+        "replaceable", "flexible", "tweak", "any", "either", "anything", "whatever",
     ),
     Operation.KEEP: (
         "look like", "the same", "stay the same", "keep", "keeps", "kept", "keeping",
@@ -42,6 +42,16 @@ KEEP_STATES = frozenset({
     "consistent", "consistently", "the same", "same", "stay the same", "unchanged", "stable",
     "fixed", "identical", "always", "faithful", "faithfully", "stay", "stays", "remain",
     "remains", "accurate", "accurately", "recognisable", "recognizable"})
+
+# Cues too vague to decide a clause on their own: they count only when no other cue is there
+# ("any background" is modify, but "keep the face, any background" splits on "keep").
+WEAK_CUES = frozenset({"any", "different", "either", "various", "always", "same", "fixed",
+                       "learn", "accurate", "accurately", "capture", "stable", "control",
+                       "alternative", "flexible"})
+# Delete cues that are actions, so a negator turns them around ("don't remove" = keep); the
+# others ("no", "without") are negations themselves.
+DELETE_VERBS = frozenset({"remove", "removed", "removing", "delete", "deleted", "drop",
+                          "erase", "hide", "exclude", "excluded", "strip", "eliminate"})
 
 # A negator just before a keep/modify cue flips it: "don't change" = keep, "don't keep" = delete.
 NEGATORS = ("don't", "do not", "doesn't", "does not", "never", "not", "shouldn't",
@@ -72,8 +82,9 @@ PHRASE_BREAKS = ("of", "on", "in", "at", "with", "from", "for", "by", "under", "
 # Words that make a sentence context (who/what is trained) rather than a concept instruction.
 CONTEXT_CUES = ("train", "training", "fine-tune", "finetune", "fine tune", "model of",
                 "lora of", "lora for", "lora on", "dataset", "images of", "photos of",
-                "pictures of", "called", "named", "name is", "known as", "is a", "are a", "this is", "these are",
-                "subject", "i want a", "create a", "make a", "learn a", "teach")
+                "pictures of", "called", "named", "name is", "known as", "is a", "are a",
+                "this is", "these are", "subject", "i want a", "create a", "make a", "learn a",
+                "teach")
 
 POSSESSIVES = frozenset({"his", "her", "its", "their", "my", "our", "your"})
 # Bare colour words name a state of the noun before them ("her hair should be red").
@@ -84,6 +95,10 @@ grey gray silver gold golden blonde blond beige turquoise teal navy""".split())
 ATTRIBUTE_NOUNS = ("colour", "color", "length", "style", "hairstyle", "shape", "size",
                    "pattern", "material", "texture", "expression", "age", "tone", "cut",
                    "fit", "print", "design", "finish", "brand")
+# Attribute nouns whose object is implied: an expression is the face's, a tone the skin's.
+OBJECT_OF = {"expression": "face", "facial expression": "face", "hairstyle": "hair",
+             "age": "face", "tone": "skin"}
+PLURAL_OBJECTS = {"eye": "eyes"}  # "eye colour" is seen on both eyes
 # Nouns of whole-image qualities (imagery granularity).
 IMAGERY_NOUNS = ("lighting", "light", "background", "atmosphere", "mood", "palette",
                  "brushwork", "brushstrokes", "brush strokes", "composition", "blur", "bokeh",
@@ -128,7 +143,7 @@ DEFAULT_VALUES: dict[str, tuple[str, ...]] = {
 # "<object> colour" without values: probe two colours of the object.
 GENERIC_COLOUR_VALUES = ("red", "blue")
 
-# Domain keywords; the description's subject sentence counts most (see offline.guess_domain).
+# Domain keywords; the description's subject sentence counts most (see classify.guess_domain).
 DOMAIN_CUES: dict[Domain, tuple[str, ...]] = {
     Domain.CHARACTER: ("character", "anime", "manga", "cartoon", "2d", "3d character", "mascot",
                        "chibi", "comic", "vtuber", "oc", "game character", "waifu"),
@@ -149,6 +164,11 @@ DOMAIN_CUES: dict[Domain, tuple[str, ...]] = {
     Domain.SCENE: ("room", "landscape", "city", "street", "interior", "scene", "place",
                    "building", "garden", "kitchen", "beach", "forest"),
 }
+# Other names accepted after "domain:".
+DOMAIN_ALIASES = {"2d character": Domain.CHARACTER, "anime": Domain.CHARACTER,
+                  "painting style": Domain.STYLE, "art style": Domain.STYLE,
+                  "pose/action": Domain.POSE, "action": Domain.POSE, "person": Domain.PORTRAIT,
+                  "face": Domain.PORTRAIT}
 DOMAIN_PRIORITY = (Domain.CHARACTER, Domain.STYLE, Domain.POSE, Domain.PRODUCT,
                    Domain.PORTRAIT, Domain.OBJECT, Domain.SCENE)
 

@@ -8,7 +8,9 @@ repair round trip (the validation errors are sent back); a second invalid answer
 that quotes what the endpoint said. Every endpoint failure (unreachable, timeout, HTTP 401 /
 429 / 5xx, refusal) becomes an `LLMError` naming the endpoint and what to do.
 
-The API key is read from the environment variable named in `LLMSettings`; it is never logged.
+The API key is read from the environment variable named in `LLMSettings` and sent only where
+`LLMSettings.api_key` allows (loopback servers get none unless listed as trusted); it is never
+logged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 from collections.abc import Sequence
 
 from ..errors import InputError, LLMError
-from ..llm import LLMSettings
+from ..llm import TRUSTED_HOSTS_ENV, LLMSettings
 from .schema import Domain, Granularity, Intent, Operation, ReferenceBox
 
 log = logging.getLogger(__name__)
@@ -233,7 +235,8 @@ def _request(client, settings: LLMSettings, messages: list[dict], mode: str) -> 
     import openai
 
     kwargs: dict = {"model": settings.model, "messages": messages,
-                    "temperature": settings.temperature}
+                    "temperature": settings.temperature,
+                    "extra_headers": settings.request_headers()}
     if mode == "json_schema":
         kwargs["response_format"] = {"type": "json_schema", "json_schema": {
             "name": "intent", "strict": True, "schema": OUTPUT_SCHEMA}}
@@ -250,10 +253,7 @@ def _request(client, settings: LLMSettings, messages: list[dict], mode: str) -> 
         raise LLMError(f"{where} could not be reached ({_cause(exc)}). Is the server running "
                        "and the base_url right (it usually ends in /v1)?") from None
     except openai.AuthenticationError as exc:
-        hint = ("" if settings.has_key() else
-                f" The environment variable {settings.api_key_env} is not set.")
-        raise LLMError(f"{where} rejected the API key (HTTP 401: {_message(exc)}).{hint} Set "
-                       f"{settings.api_key_env} before starting ComfyUI.") from None
+        raise LLMError(_unauthorised(settings, where, _message(exc))) from None
     except openai.RateLimitError as exc:
         raise LLMError(f"{where} is rate-limiting or out of quota (HTTP 429: {_message(exc)}). "
                        "Wait and run again, or check the account's quota.") from None
@@ -267,6 +267,20 @@ def _request(client, settings: LLMSettings, messages: list[dict], mode: str) -> 
         raise LLMError(f"{where} answered HTTP {exc.status_code}: {_message(exc)}. Try again "
                        "later or check the server's log.") from None
     return _content(response, where)
+
+
+def _unauthorised(settings: LLMSettings, where: str, answer: str) -> str:
+    """The message for HTTP 401: which key was (not) sent, and how to send the right one."""
+    if settings.key_withheld():
+        return (f"{where} asks for an API key (HTTP 401: {answer}). {settings.api_key_env} is "
+                "set but was not sent, because keys go to loopback servers only when you allow "
+                f"it: add {settings.trust_entry()} to the {TRUSTED_HOSTS_ENV} environment "
+                "variable and restart ComfyUI.")
+    if not settings.has_key():
+        return (f"{where} asks for an API key (HTTP 401: {answer}). The environment variable "
+                f"{settings.api_key_env} is not set: set it before starting ComfyUI.")
+    return (f"{where} rejected the API key (HTTP 401: {answer}). Check the key in "
+            f"{settings.api_key_env} and set it again before starting ComfyUI.")
 
 
 def _content(response, where: str) -> str:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..errors import InputError, LLMError
 from ..llm import LLMSettings
+from . import notes
 from .llm_parse import parse_with_llm
 from .offline import parse_offline
 from .references import build_references, parse_boxes
@@ -59,7 +60,7 @@ def _parse_with_fallback(description: str, references, llm: LLMSettings, on_llm_
             raise
         log.warning("LLM parsing failed, using the offline parser: %s", exc)
         intent = parse_offline(description, references)
-        intent.notes.insert(0, f"The LLM could not be used, so the offline parser was: {exc}")
+        intent.notes.insert(0, notes.llm_fallback(llm.model, llm.base_url, str(exc)))
         return intent
 
 

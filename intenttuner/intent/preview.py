@@ -28,6 +28,12 @@ def summary(intent: Intent) -> str:
     if not intent.concepts:
         lines.append("(no concepts)")
     lines += [f"Note: {n}" for n in intent.notes]
+    missing = intent.missing_crops()
+    if missing:
+        boxes = ", ".join(f"[{n}]" for n in missing)
+        lines.append(f"Note: reference box(es) {boxes} have no crop (the intent was saved or "
+                     "exported without crops). Reference Filter needs them: re-run Intent "
+                     "Parse with the reference images.")
     lines += [f"NOT UNDERSTOOD: {s}" for s in intent.unplaced]
     return "\n".join(lines)
 
@@ -74,6 +80,8 @@ def _draw_reference(canvas: Image.Image, draw: ImageDraw.ImageDraw, intent: Inte
     if crop is not None:
         crop.thumbnail((THUMB, THUMB))
         canvas.paste(crop, (x + (THUMB - crop.width) // 2, y + (THUMB - crop.height) // 2))
+    else:
+        draw.text((x + 10, y + THUMB // 2 - 8), "(no crop saved)", fill=COLOURS[None], font=font)
     draw.rectangle((x, y, x + THUMB - 1, y + THUMB - 1), outline=colour, width=3)
     draw.text((x, y + THUMB + 2), f"[{n}] {label}"[:24], fill=colour, font=font)
     if concept:

@@ -10,7 +10,8 @@ be read, edited by hand and reloaded, and every later stage obeys the same objec
   to, and for *modify* the ``values`` text should switch between ("black hair" ↔ "blonde hair").
 - ``references`` — the user's boxes on reference images, numbered ``[1]``, ``[2]``... across the
   images in order, each with its crop (a small PNG) computed once, so the intent file is
-  self-contained.
+  self-contained. Crops are optional: `Intent.public_dict` exports the intent without them (the
+  form for LoRA metadata and sharing, since a crop often shows a real person's face).
 
 Validation happens once, here: a ``[n]`` with no such box, a modify concept with one value,
 the same concept kept and deleted — each is refused with a message that names it.
@@ -147,10 +148,12 @@ class ReferenceBox(_Strict):
         """The crop as a PIL RGB image (None when the intent was saved without crops)."""
         if self.crop_png is None:
             return None
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
+
+        from ..imageio import open_image, to_rgb_pil
 
         try:
-            return Image.open(io.BytesIO(base64.b64decode(self.crop_png))).convert("RGB")
+            return to_rgb_pil(open_image(io.BytesIO(base64.b64decode(self.crop_png))))
         except (ValueError, OSError, UnidentifiedImageError) as exc:
             raise InputError(f"The crop of reference box [{self.index}] in this intent is "
                              f"damaged ({exc}); re-run Intent Parse with the reference "
@@ -169,9 +172,13 @@ class Intent(_Strict):
     notes: list[str] = Field(default_factory=list,
                              description="What the parser assumed (defaults, fallbacks).")
     parser: str = Field(default="offline", description="'offline' or 'llm:<model>'.")
-    # Per-process memo of reference-crop embeddings, so filters embed each crop once per image
-    # encoder however often they run (never serialised). See detection/ref_filter.py.
-    _embeddings: dict = PrivateAttr(default_factory=dict)
+    _memo: dict = PrivateAttr(default_factory=dict)  # see memo()
+
+    def memo(self) -> dict:
+        """A per-process scratch dict for what later stages derive from this intent and want
+        to compute once (the reference-crop embeddings per image encoder, in
+        detection/ref_filter.py). Never serialised, never compared."""
+        return self._memo
 
     @field_validator("trigger_words")
     @classmethod
@@ -213,10 +220,31 @@ class Intent(_Strict):
     def reference(self, n: int) -> ReferenceBox:
         return self.references[n - 1]
 
+    def missing_crops(self) -> list[int]:
+        """The [n] of the reference boxes without a crop (an intent exported or saved without
+        crops): RefFilter cannot compare detections with those."""
+        return [r.index for r in self.references if r.crop_png is None]
+
     # -- JSON ------------------------------------------------------------------------------
     def to_json(self, *, with_crops: bool = True, indent: int | None = 2) -> str:
-        exclude = None if with_crops else {"references": {"__all__": {"crop_png"}}}
-        return self.model_dump_json(indent=indent, exclude=exclude)
+        """The intent as JSON; ``with_crops=False`` leaves out the crops (see `public_dict`)."""
+        return self.model_dump_json(indent=indent, exclude=None if with_crops else _CROPS)
+
+    def public_dict(self) -> dict:
+        """The intent without pixel data, for wherever it travels beyond this machine.
+
+        Everything stays (trigger words, domain, concepts, reference boxes with their image
+        index, XYXY pixel box, image size and label) except the reference crops, which often
+        show a real person's face. This is the form to embed in a LoRA's safetensors metadata
+        (see `public_json`). It loads back with `from_data` as an intent whose reference boxes
+        have no crops: `missing_crops` lists them, the preview says so, and RefFilter asks for
+        the reference images instead of failing obscurely.
+        """
+        return self.model_dump(mode="json", exclude=_CROPS)
+
+    def public_json(self) -> str:
+        """`public_dict` as compact JSON (safetensors metadata values are strings)."""
+        return self.model_dump_json(exclude=_CROPS)
 
     @classmethod
     def from_json(cls, text: str, *, what: str = "intent JSON") -> Intent:
@@ -233,12 +261,29 @@ class Intent(_Strict):
             raise InputError(f"{what} is not a valid intent:\n{format_validation_error(exc)}") \
                 from None
 
-    def save(self, path: Path) -> None:
-        path.write_text(self.to_json(), encoding="utf-8")
+    def save(self, path: Path | str, *, with_crops: bool = True) -> None:
+        """Write the intent to the new file ``path``. Never overwrites: the file is created
+        exclusively, so an existing file (or one another process creates first) raises
+        `IntentFileExistsError` and stays as it was."""
+        text = self.to_json(with_crops=with_crops)
+        try:
+            with open(path, "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            raise IntentFileExistsError(
+                f"{path} already exists, and saving an intent never overwrites a file. Choose "
+                "another file name, or delete the old file first.") from None
 
     @classmethod
-    def load(cls, path: Path) -> Intent:
-        return cls.from_json(path.read_text(encoding="utf-8"), what=str(path))
+    def load(cls, path: Path | str) -> Intent:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"), what=str(path))
+
+
+class IntentFileExistsError(InputError, FileExistsError):
+    """`Intent.save` was given the path of a file that already exists."""
+
+
+_CROPS = {"references": {"__all__": {"crop_png"}}}  # what the exports without crops leave out
 
 
 def parse_json(text: str, what: str, kind: type, example: str = "") -> object:

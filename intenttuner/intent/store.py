@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..runtime import get_runtime
 from ..weights.locate import check_relative_name
-from .schema import Intent, parse_json
+from . import notes
+from .schema import Intent, IntentFileExistsError, parse_json
 
 SUBFOLDER = "intents"
 _SAFE_PREFIX = re.compile(r"[\w\-. /]+")
@@ -32,20 +33,18 @@ def save_intent(intent: Intent, prefix: str = "intent", *, with_crops: bool = Tr
     folder = get_runtime().output_dir() / SUBFOLDER / Path(prefix).parent
     folder.mkdir(parents=True, exist_ok=True)
     stem = Path(prefix).name
-    text = intent.to_json(with_crops=with_crops)
     for counter in range(1, 100_000):
         path = folder / f"{stem}_{counter:05}.json"
-        try:
-            with open(path, "x", encoding="utf-8") as f:  # "x": never overwrite
-                f.write(text)
+        try:  # exclusive create: a file that exists, or that a parallel save made, is skipped
+            intent.save(path, with_crops=with_crops)
             return path
-        except FileExistsError:
+        except IntentFileExistsError:
             continue
     raise InputError(f"{folder} already holds 99999 intents named '{stem}_*'; use another prefix.")
 
 
 def list_intents() -> list[str]:
-    """Names of the saved intents, for a dropdown (``output/intents/...``, ``input/intents/...``)."""
+    """Names of the saved intents for a dropdown: ``output/intents/...``, ``input/intents/...``."""
     names = []
     for root_name, root in _roots().items():
         folder = root / SUBFOLDER
@@ -65,7 +64,9 @@ def intent_path(name: str) -> Path:
                          f"input/{SUBFOLDER}/.")
     path = roots[root_name] / rest
     if not path.is_file():
-        raise InputError(f"intent file '{name}' does not exist (looked at {path}).")
+        raise InputError(f"intent file '{name}' does not exist (looked at {path}). Pick a "
+                         "saved intent in the list (refresh the page after saving one), or "
+                         "put the file there.")
     return path
 
 
@@ -74,7 +75,8 @@ def load_intent(name: str) -> Intent:
 
 
 def apply_edits(intent: Intent, edits: str) -> Intent:
-    """``intent`` with the JSON merge patch ``edits`` applied, validated again."""
+    """``intent`` with the JSON merge patch ``edits`` applied, validated again. Notes the edit
+    made untrue are dropped (see `notes.after_edit`) unless the patch sets ``notes`` itself."""
     if not edits.strip():
         return intent
     patch = parse_json(edits, "edits (a JSON merge patch of the intent)", dict,
@@ -85,7 +87,10 @@ def apply_edits(intent: Intent, edits: str) -> Intent:
         data["concepts"] = _edit_concepts(data["concepts"], concepts)
     elif concepts is not None:
         data["concepts"] = concepts
-    return Intent.from_data(merge_patch(data, patch), what="the edited intent")
+    edited = Intent.from_data(merge_patch(data, patch), what="the edited intent")
+    if "notes" not in patch:  # notes the user edits by hand are theirs; others follow the edit
+        edited.notes = notes.after_edit(intent, edited)
+    return edited
 
 
 def merge_patch(target: object, patch: object) -> object:

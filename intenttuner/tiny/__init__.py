@@ -1,16 +1,30 @@
 """Tiny random models of every family, written in the real on-disk formats (one module per
-family), plus a synthetic test image. Used by the tests and ``python -m intenttuner smoke``."""
+family). Used by the tests, the benchmarks and ``python -m intenttuner smoke``.
+
+This package sits above the registry: it imports ``intenttuner.families`` (to build models
+with the families' own code), never the other way round. `TINY_BUILDERS` says which builder
+writes the smoke/test model of each family:
+
+    path = TINY_BUILDERS["segmenter"](models_dir / "sams")  # a file or model folder
+    model = FAMILIES["segmenter"].load(path)
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from collections.abc import Callable
+from pathlib import Path
 
+from . import base_model, captioner, detector, image_encoder, segmenter
 
-def synthetic_image(width: int = 64, height: int = 48, seed: int = 0) -> Image.Image:
-    """A deterministic RGB image with some structure (gradient + noise), for smoke runs."""
-    rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
-    noise = rng.integers(0, 64, (height, width, 3)).astype(np.float32)
-    pixels = np.clip(ramp * np.array([1.0, 0.6, 0.3]) + noise, 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels, mode="RGB")
+# Family name (``FAMILIES`` key) -> builder(folder) -> path of the tiny model it wrote there,
+# in the format of the family's default weights. tests/test_families.py checks that every
+# registered family has one.
+TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "detector": detector.make_tiny_detector_hf,
+    "segmenter": segmenter.make_tiny,
+    "image_encoder": image_encoder.make_tiny,
+    "captioner": captioner.make_tiny,
+    "base_model": base_model.make_tiny_sd15_checkpoint,
+}
+
+__all__ = ["TINY_BUILDERS"]

@@ -105,7 +105,7 @@ def make_tiny_detector_hf(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import GroundingDinoForObjectDetection, GroundingDinoImageProcessor
 
-    from ..families.detector import bert_tokenizer
+    from ..families.gdino_tokenizer import bert_tokenizer
 
     out = Path(folder) / HF_DIRNAME
     vocab = bert_style_vocab()

@@ -21,13 +21,13 @@ def make_tiny(folder: Path, seed: int = 0) -> Path:
     import open_clip
     from safetensors.torch import save_file
 
-    from ..families.image_encoder import _quiet_random_init_warning, register_bundled_configs
+    from ..families.image_encoder import quiet_random_init_warning, register_bundled_configs
 
     register_bundled_configs()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)  # open_clip initialises from the global generator
-    with _quiet_random_init_warning():
+    with quiet_random_init_warning():
         model = open_clip.create_model(TINY_ARCH, pretrained=None)
     state = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
     path = folder / TINY_FILE

@@ -4,7 +4,15 @@
 what users already have (``locate.py``) and downloading only what is missing. A download goes to
 ``<file>.part`` (kept across interruptions and resumed with an HTTP Range request), is checked
 against the manifest's sha256 (or, when no public source states one, the checksum the Hugging
-Face Hub declares for the file) and is renamed into place only when it is whole.
+Face Hub declares for the file, read with huggingface_hub: ``hub.py``) and is renamed into place
+only when it is whole. Each download holds ``<file>.lock``, so processes sharing a models folder
+take turns (``locking.py``). A failed download leaves no lock file, and removes the folders it
+created if they are empty; its ``.part`` stays for a resume after a dropped connection, Cancel or
+a full disk, and is deleted when the checksum is wrong.
+
+The bytes are streamed here rather than by huggingface_hub (whose downloader writes into its own
+cache) for what it lacks: progress through the runtime, Cancel, resuming our ``.part``, the
+sha256 check for non-Hub sources, and errors that name the file, its URL and the target folder.
 
 Environment: ``HF_ENDPOINT`` (mirror), ``HF_TOKEN`` (gated repos; sent only to the Hub, never
 logged), ``HF_HUB_OFFLINE=1`` (no Hub downloads), ``INTENTTUNER_OFFLINE=1`` (no downloads).
@@ -17,16 +25,15 @@ import hashlib
 import http.client
 import logging
 import os
-import re
 import shutil
 import socket
-import threading
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
 
 from ..errors import (
     ChecksumMismatchError,
@@ -36,20 +43,18 @@ from ..errors import (
 )
 from ..runtime import get_runtime
 from .folders import MODEL_FOLDERS
+from .hub import http_error, hub_file_metadata, is_hub, token_for
 from .locate import file_complete, find_entry
-from .manifest import Manifest, WeightEntry, WeightFile, hf_endpoint, load_manifest
+from .locking import download_lock, new_dirs_removed_on_failure
+from .manifest import Manifest, WeightEntry, WeightFile, load_manifest
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-MAX_REDIRECTS = 5
-_REDIRECTS = (301, 302, 303, 307, 308)
 TIMEOUT_S = 30.0
 RETRIES = 3  # resumed attempts after a connection drops mid-file
 FREE_SPACE_MARGIN = 64 << 20
 _TRUTHY = {"1", "true", "yes", "on"}
-_locks: dict[Path, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 def ensure_entry(entry: WeightEntry, manifest: Manifest | None = None) -> Path:
@@ -67,23 +72,31 @@ def ensure_entry(entry: WeightEntry, manifest: Manifest | None = None) -> Path:
     if reason:
         raise OfflineError(manual_instructions(entry, folder_dir, reason))
     missing = [f for f in entry.files if not file_complete(entry.destination(folder_dir, f), f.size)]
-    _prepare_folder(folder_dir, entry, missing)
-    for file in missing:
-        # Websocket events (intenttuner.download) let a UI say what is being fetched and why
-        # a node waits; the progress bar itself comes from rt.progress.
-        event = {"id": entry.id, "file": file.name, "size": file.size}
-        rt.send_event("intenttuner.download", {**event, "state": "start"})
-        try:
-            download_file(
-                entry.url(file), entry.destination(folder_dir, file), file,
-                on_unreachable=lambda why: manual_instructions(entry, folder_dir, why),
-            )
-        except Exception as exc:
-            reason = (str(exc) or type(exc).__name__).splitlines()[0]  # Cancel has no message
-            rt.send_event("intenttuner.download", {**event, "state": "failed", "error": reason})
-            raise
-        rt.send_event("intenttuner.download", {**event, "state": "done"})
+    with new_dirs_removed_on_failure([entry.destination(folder_dir, f) for f in missing]):
+        _prepare_folder(folder_dir, entry, missing)
+        for file in missing:
+            _download_announced(entry, file, folder_dir)
     return entry.local_path(folder_dir)
+
+
+def _download_announced(entry: WeightEntry, file: WeightFile, folder_dir: Path) -> None:
+    # Websocket events (intenttuner.download) let a UI say what is being fetched and why a node
+    # waits ("waiting": another process is downloading it); the progress bar comes from
+    # rt.progress.
+    rt = get_runtime()
+    event = {"id": entry.id, "file": file.name, "size": file.size}
+    rt.send_event("intenttuner.download", {**event, "state": "start"})
+    try:
+        download_file(
+            entry.url(file), entry.destination(folder_dir, file), file,
+            on_unreachable=lambda why: manual_instructions(entry, folder_dir, why),
+            on_wait=lambda: rt.send_event("intenttuner.download", {**event, "state": "waiting"}),
+        )
+    except Exception as exc:
+        reason = (str(exc) or type(exc).__name__).splitlines()[0]  # Cancel has no message
+        rt.send_event("intenttuner.download", {**event, "state": "failed", "error": reason})
+        raise
+    rt.send_event("intenttuner.download", {**event, "state": "done"})
 
 
 def downloads_blocked(entry: WeightEntry) -> str | None:
@@ -111,36 +124,30 @@ class _Expected:
     size: int | None
     sha256: str | None
     git_sha1: str | None  # git blob hash the Hub declares for small (non-LFS) files
-    url: str  # what to GET: the original URL, or where its same-host redirects lead
+    url: str  # what to GET: the original URL, or where the Hub's redirects lead
 
 
-def download_file(url: str, dest: Path, file: WeightFile, *, on_unreachable=None) -> Path:
+def download_file(url: str, dest: Path, file: WeightFile, *,
+                  on_unreachable: Callable[[str], str] | None = None,
+                  on_wait: Callable[[], None] | None = None) -> Path:
     """Download ``url`` to ``dest`` via ``dest.part``, resuming and verifying; return ``dest``.
 
+    Holds ``dest``'s download lock throughout: if another process (or thread) is downloading
+    the same file, this waits for it (calling ``on_wait()`` once) and then uses its result.
     ``on_unreachable(reason) -> str`` builds the message of the OfflineError raised when the
     server cannot be reached at all.
     """
-    with _lock_for(dest):
-        if file_complete(dest, file.size):
+    unreachable = on_unreachable or (lambda reason: reason)
+    with download_lock(dest, file.size, on_wait) as waited:
+        if file_complete(dest, file.size):  # finished by another process meanwhile
+            _check_finished_elsewhere(dest, file, waited)
             return dest
         part = dest.with_name(dest.name + ".part")
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             expected = _probe(url, file)
         except OfflineError as exc:
-            raise OfflineError(on_unreachable(str(exc)) if on_unreachable else str(exc)) from None
-        for attempt in range(RETRIES + 1):
-            try:
-                _fetch_into(expected.url, part, expected)
-                break
-            except _Dropped as exc:
-                if attempt == RETRIES:
-                    raise DownloadError(
-                        f"Downloading {url} failed {RETRIES + 1} times ({exc}). The partial file "
-                        f"{part} is kept; run the workflow again to resume."
-                    ) from None
-                log.warning("download of %s dropped (%s); resuming", dest.name, exc)
-                time.sleep(min(2**attempt, 8) * 0.1)
+            raise OfflineError(unreachable(str(exc))) from None
+        _fetch_with_retries(url, part, expected, unreachable)
         _verify(part, expected, url)
         os.replace(part, dest)
         log.info("downloaded %s (%s bytes)", dest, dest.stat().st_size)
@@ -151,59 +158,59 @@ class _Dropped(Exception):
     """The connection broke mid-file; the part file is intact and can be resumed."""
 
 
+class _Unreachable(_Dropped):
+    """The server did not answer at all."""
+
+
 def _probe(url: str, file: WeightFile) -> _Expected:
-    """Ask the server what it will send (size, declared checksums) without downloading.
-
-    Redirects are walked by hand because that is where the Hugging Face Hub puts its metadata:
-    ``/resolve/`` answers an LFS file with a redirect to its CDN carrying the file's sha256
-    (``X-Linked-Etag``) and size; a small file with a same-host redirect (``/api/resolve-cache``)
-    whose target reports the git blob hash (``ETag``). Same-host redirects are followed (with
-    the token); a cross-host one ends the walk, and the CDN is fetched without the token. A
-    redirect's own Content-Length (its message body) is never taken for the file's size.
-    """
-    linked = linked_size = None
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        answer = _head(current)
-        if answer is None:  # the server refuses HEAD: rely on the manifest alone
-            return _Expected(file.size, file.sha256, None, url)
-        status, headers = answer
-        linked = linked or _hex(headers.get("X-Linked-Etag"), 64)
-        linked_size = linked_size or _int(headers.get("X-Linked-Size"))
-        if status in _REDIRECTS:
-            target = urljoin(current, headers.get("Location", ""))
-            if urlparse(target).netloc == urlparse(current).netloc:
-                current = target
-                continue
-            size, git_sha1, current = linked_size, None, target
-        else:
-            size = linked_size or _int(headers.get("Content-Length"))
-            git_sha1 = _hex(headers.get("ETag"), 40) if _is_hub(url) and not linked else None
-        break
-    else:
-        raise DownloadError(f"{url} redirects more than {MAX_REDIRECTS} times.")
-    if file.sha256 and linked and linked != file.sha256:
+    """What the server will send, before downloading: for the Hub, what it declares (size,
+    sha256 or git blob hash, CDN location; see ``hub.py``); elsewhere, the manifest alone."""
+    if not is_hub(url):
+        return _Expected(file.size, file.sha256, None, url)
+    declared = hub_file_metadata(url)
+    if declared is None:  # the server refuses HEAD: rely on the manifest alone
+        return _Expected(file.size, file.sha256, None, url)
+    if file.sha256 and declared.sha256 and declared.sha256 != file.sha256:
         raise ChecksumMismatchError(
-            f"{url}: the server now serves a file with sha256 {linked}, but the manifest expects "
-            f"{file.sha256}. The source changed; the file was not downloaded."
+            f"{url}: the server now serves a file with sha256 {declared.sha256}, but the manifest "
+            f"expects {file.sha256}. The source changed; the file was not downloaded."
         )
-    return _Expected(file.size or size, file.sha256 or linked, git_sha1, current)
+    return _Expected(file.size or declared.size, file.sha256 or declared.sha256,
+                     declared.git_sha1, declared.location)
 
 
-def _head(url: str) -> tuple[int, object] | None:
-    """(status, headers) of a HEAD request, redirects not followed; None if HEAD is refused."""
-    try:
-        response = _NO_REDIRECT.open(_request(url, method="HEAD"), timeout=TIMEOUT_S)
-        response.close()
-        return response.status, response.headers
-    except urllib.error.HTTPError as exc:
-        if exc.code in _REDIRECTS:
-            return exc.code, exc.headers
-        if exc.code == 405:
-            return None
-        raise _http_error(exc, url) from None
-    except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
-        raise OfflineError(f"the download server could not be reached ({_reason(exc)})") from None
+def _fetch_with_retries(url: str, part: Path, expected: _Expected,
+                        unreachable: Callable[[str], str]) -> None:
+    for attempt in range(RETRIES + 1):
+        try:
+            _fetch_into(expected.url, part, expected)
+            return
+        except _Unreachable as exc:
+            if attempt == 0:
+                reason = f"the download server could not be reached ({exc})"
+                raise OfflineError(unreachable(reason)) from None
+            dropped = exc
+        except _Dropped as exc:
+            dropped = exc
+        if attempt == RETRIES:
+            raise DownloadError(
+                f"Downloading {url} failed {RETRIES + 1} times ({dropped}). The partial file "
+                f"{part} is kept; run the workflow again to resume."
+            ) from None
+        log.warning("download of %s dropped (%s); resuming", part.name, dropped)
+        time.sleep(min(2**attempt, 8) * 0.1)
+
+
+def _check_finished_elsewhere(dest: Path, file: WeightFile, waited: bool) -> None:
+    """``dest`` appeared after `ensure_entry` found it missing, written by another process:
+    its size is right (`file_complete`); check its sha256 too, where the manifest states one."""
+    if file.sha256 and (actual := _digest(dest, "sha256")) != file.sha256:
+        raise ChecksumMismatchError(
+            f"Delete {dest} and run again: another process wrote it while this one was about to "
+            f"download it, but its sha256 is {actual}, not {file.sha256}."
+        )
+    log.info("%s was downloaded by another process%s; using it", dest,
+             " while this one waited" if waited else "")
 
 
 def _fetch_into(url: str, part: Path, expected: _Expected) -> None:
@@ -222,9 +229,9 @@ def _fetch_into(url: str, part: Path, expected: _Expected) -> None:
         if exc.code == 416 and start:  # range past the end: start over
             part.unlink()
             raise _Dropped("server refused to resume") from None
-        raise _http_error(exc, url) from None
+        raise http_error(url, exc.code, exc.reason) from None
     except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
-        raise _Dropped(_reason(exc)) from None
+        raise _Unreachable(_reason(exc)) from None
     with response:
         if start and response.status != 206:
             log.info("server ignored the resume request; downloading %s from the start", url)
@@ -267,8 +274,8 @@ def _verify(part: Path, expected: _Expected, url: str) -> None:
     problem = None
     if expected.size is not None and size != expected.size:
         problem = f"it has {size:,} bytes instead of {expected.size:,}"
-    elif expected.sha256 and _digest(part, "sha256") != expected.sha256:
-        problem = f"its sha256 is {_digest(part, 'sha256')}, expected {expected.sha256}"
+    elif expected.sha256 and (actual := _digest(part, "sha256")) != expected.sha256:
+        problem = f"its sha256 is {actual}, expected {expected.sha256}"
     elif expected.git_sha1 and _git_blob_sha1(part) != expected.git_sha1:
         problem = f"its git blob hash differs from the one the Hub declares ({expected.git_sha1})"
     elif not (expected.sha256 or expected.git_sha1):
@@ -284,9 +291,10 @@ def _verify(part: Path, expected: _Expected, url: str) -> None:
 def _prepare_folder(folder_dir: Path, entry: WeightEntry, missing: list[WeightFile]) -> None:
     try:
         folder_dir.mkdir(parents=True, exist_ok=True)
-        probe = folder_dir / f".intenttuner-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # A unique name: other threads and processes may be probing the same folder.
+        fd, probe = tempfile.mkstemp(prefix=".intenttuner-write-test-", dir=folder_dir)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise ModelsFolderError(
             f"Cannot write to {folder_dir} ({exc.strerror or exc}), so '{entry.id}' cannot be "
@@ -309,43 +317,13 @@ def _part_size(dest: Path) -> int:
     return part.stat().st_size if part.is_file() else 0
 
 
-def _request(url: str, method: str = "GET") -> urllib.request.Request:
-    request = urllib.request.Request(url, method=method)
+def _request(url: str) -> urllib.request.Request:
+    request = urllib.request.Request(url)
     request.add_header("User-Agent", "ComfyUI-IntentTuner")
-    token = os.environ.get("HF_TOKEN")
-    if token and _is_hub(url):
-        # Unredirected: the token must not follow the Hub's redirect to its CDN.
+    if token := token_for(url):
+        # Unredirected: the token must not follow a redirect to another server.
         request.add_unredirected_header("Authorization", f"Bearer {token}")
     return request
-
-
-def _is_hub(url: str) -> bool:
-    return urlparse(url).netloc == urlparse(hf_endpoint()).netloc
-
-
-def _http_error(exc: urllib.error.HTTPError, url: str) -> DownloadError:
-    if exc.code in (401, 403):
-        return DownloadError(
-            f"{url} refused access (HTTP {exc.code}). If the model is gated, accept its licence on "
-            "its Hugging Face page and set the HF_TOKEN environment variable before starting "
-            "ComfyUI."
-        )
-    if exc.code == 404:
-        return DownloadError(f"{url} does not exist (HTTP 404); the source may have moved.")
-    return DownloadError(f"{url} failed with HTTP {exc.code} {exc.reason}; try again later.")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003 - urllib's signature
-        return None
-
-
-_NO_REDIRECT = urllib.request.build_opener(_NoRedirect)
-
-
-def _lock_for(path: Path) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(path.resolve(), threading.Lock())
 
 
 def _digest(path: Path, algorithm: str) -> str:
@@ -360,11 +338,6 @@ def _git_blob_sha1(path: Path) -> str:
     h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324 - git's own hash
     h.update(path.read_bytes())
     return h.hexdigest()
-
-
-def _hex(value: str | None, length: int) -> str | None:
-    value = (value or "").strip().strip('"').removeprefix("W/").strip('"').lower()
-    return value if re.fullmatch(f"[0-9a-f]{{{length}}}", value) else None
 
 
 def _int(value: str | None) -> int | None:

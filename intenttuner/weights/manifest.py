@@ -9,21 +9,15 @@ directory under the folder ("" = the folder itself) and its files keep their nam
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
 from .folders import MODEL_FOLDERS
+from .hub import hf_endpoint, hub_url
 
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.json"
-DEFAULT_HF_ENDPOINT = "https://huggingface.co"
-
-
-def hf_endpoint() -> str:
-    """The Hub (or mirror) to download from: ``HF_ENDPOINT``, as huggingface_hub reads it."""
-    return os.environ.get("HF_ENDPOINT", DEFAULT_HF_ENDPOINT).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class WeightEntry:
     def url(self, file: WeightFile) -> str:
         if file.url:
             return file.url
-        return f"{hf_endpoint()}/{self.hf_repo}/resolve/{self.revision}/{file.name}"
+        return hub_url(self.hf_repo, self.revision, file.name)
 
     def source_page(self) -> str:
         """A page a person can open to fetch the files by hand."""

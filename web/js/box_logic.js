@@ -1,5 +1,5 @@
 // Pure logic of the IntentParse box editor: box lists, coordinate mapping, hit testing, URLs.
-// No DOM and no ComfyUI imports, so `node --test web/tests/` can test it.
+// No DOM and no ComfyUI imports, so `node --test tests/web/` can test it.
 //
 // Boxes are {image, box: [x1, y1, x2, y2], label}: `image` is the 0-based reference image,
 // `box` is XYXY in pixels of that image. Box i (0-based) is what descriptions call [i + 1].
@@ -81,10 +81,14 @@ export function relabel(boxes, index, label) {
   return boxes.map((b, i) => (i === index ? { ...b, label } : b));
 }
 
-/** How a removal renumbers the boxes after it, for the message shown to the user. */
+/** How a removal renumbers the boxes after it, for the message shown to the user; more than
+ *  two moves are summed up as a range ("[3]–[9]→[2]–[8]") so the message stays short. */
 export function renumbering(count, removedIndex) {
+  const first = removedIndex + 2; // the number of the first box that moves
+  if (first > count) return "";
+  if (count - first >= 2) return `[${first}]–[${count}]→[${first - 1}]–[${count - 1}]`;
   const moves = [];
-  for (let i = removedIndex + 1; i < count; i++) moves.push(`[${i + 1}]→[${i}]`);
+  for (let n = first; n <= count; n++) moves.push(`[${n}]→[${n - 1}]`);
   return moves.join(", ");
 }
 
@@ -119,4 +123,63 @@ export function chooseSources(loadImageUrls, executedUrls, allLoadImages) {
   if (!allLoadImages || !loadImageUrls.length) return executedUrls;
   if (executedUrls.length && executedUrls.length !== loadImageUrls.length) return executedUrls;
   return loadImageUrls;
+}
+
+// -- the status line --------------------------------------------------------------------------
+// ComfyUI gives a node with a multiline text widget a minimum size of 400 x 200, and Intent Parse
+// has two, so 400 px is the node's default width; a DOM widget is drawn 10 px in from each side.
+export const DEFAULT_NODE_WIDTH = 400;
+export const DOM_WIDGET_MARGIN = 10;
+export const STATUS_LINES = 2; // the status line's reserved height, in lines
+export const HINT = "drag: new box · click: select · Del: delete";
+export const EMPTY_CANVAS = "Connect Load Image nodes to reference_1..4, or run once, to draw boxes.";
+
+/** The status line: the last action's message, else the box count and the hint. */
+export function statusText(count, status = "") {
+  if (status) return status;
+  return `${count === 0 ? "no boxes yet" : count === 1 ? "1 box" : `${count} boxes`} · ${HINT}`;
+}
+
+export function addedMessage(boxes, index) {
+  return `added ${boxCaption(boxes, index)}: write it after its concept`;
+}
+
+export function deletedMessage(index, moved) {
+  return `deleted [${index + 1}]` + (moved ? `; renumbered ${moved}: update the description` : "");
+}
+
+/** Break `text` into lines no wider than `maxWidth`, at spaces (a word wider than a line is
+ *  cut). `measure(text)` returns a width in the same unit, e.g. a canvas's measureText. */
+export function wrapText(text, maxWidth, measure) {
+  const lines = [];
+  let line = "";
+  for (const word of String(text).split(/\s+/).filter(Boolean)) {
+    const joined = line ? `${line} ${word}` : word;
+    if (measure(joined) <= maxWidth) {
+      line = joined;
+      continue;
+    }
+    if (line) lines.push(line);
+    line = word;
+    while (measure(line) > maxWidth && line.length > 1) { // a word wider than the line
+      let cut = line.length - 1;
+      while (cut > 1 && measure(line.slice(0, cut)) > maxWidth) cut--;
+      lines.push(line.slice(0, cut));
+      line = line.slice(cut);
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** `wrapText` limited to `maxLines`; if the text needs more, the last line ends in "…" (the
+ *  full text goes in the element's title). */
+export function fitLines(text, maxWidth, maxLines, measure) {
+  const lines = wrapText(text, maxWidth, measure);
+  if (lines.length <= maxLines) return lines;
+  const kept = lines.slice(0, maxLines);
+  let last = kept[maxLines - 1];
+  while (last && measure(`${last}…`) > maxWidth) last = last.slice(0, -1);
+  kept[maxLines - 1] = `${last.trimEnd()}…`;
+  return kept;
 }

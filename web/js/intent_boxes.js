@@ -8,8 +8,12 @@ import * as logic from "./box_logic.js";
 const NODE_TYPE = "IntentTunerIntentParse";
 const INPUTS = ["reference_1", "reference_2", "reference_3", "reference_4"];
 const CANVAS_HEIGHT = 300;
+const FONT = "12px sans-serif";
+const LINE_HEIGHT = 15; // px per status line
+// toolbar + gaps + canvas + the status line's reserved lines: all of it visible at the
+// default node size (see logic.DEFAULT_NODE_WIDTH)
+const EDITOR_HEIGHT = 26 + 8 + CANVAS_HEIGHT + logic.STATUS_LINES * LINE_HEIGHT + 4;
 const COLOURS = ["#f5a623", "#4a90e2", "#7ed321", "#e8384f", "#bd10e0", "#50e3c2", "#f8e71c"];
-const HINT = "drag: add box · click: select · Del: remove";
 
 class BoxEditor {
   constructor(node) {
@@ -28,7 +32,7 @@ class BoxEditor {
   build() {
     const root = document.createElement("div");
     root.className = "intenttuner-box-editor";
-    root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;font:12px sans-serif";
+    root.style.cssText = `display:flex;flex-direction:column;gap:4px;width:100%;font:${FONT}`;
     const bar = document.createElement("div");
     bar.style.cssText = "display:flex;gap:4px;align-items:center";
     this.chooser = Object.assign(document.createElement("select"), { title: "Reference image" });
@@ -37,7 +41,11 @@ class BoxEditor {
     this.label.style.cssText = "flex:1;min-width:40px";
     this.remove = Object.assign(document.createElement("button"), { textContent: "Delete box" });
     this.statusLine = document.createElement("div");
-    this.statusLine.style.cssText = "opacity:.8;white-space:nowrap;overflow:hidden";
+    // Wrapped by logic.fitLines (measured in this font), never cut off at the node's edge.
+    this.statusLine.style.cssText = `opacity:.8;white-space:pre;overflow:hidden;` +
+      `line-height:${LINE_HEIGHT}px;height:${logic.STATUS_LINES * LINE_HEIGHT}px`;
+    this.measurer = document.createElement("canvas").getContext("2d");
+    this.measurer.font = FONT;
     this.canvas = Object.assign(document.createElement("canvas"), { tabIndex: 0 });
     this.canvas.style.cssText = `width:100%;height:${CANVAS_HEIGHT}px;background:#111;cursor:crosshair`;
     bar.append(this.chooser, this.label, this.remove);
@@ -45,8 +53,8 @@ class BoxEditor {
     this.root = root;
     this.domWidget = this.node.addDOMWidget("box_editor", "intenttuner.box_editor", root, {
       serialize: false,
-      getMinHeight: () => CANVAS_HEIGHT + 56,
-      getMaxHeight: () => CANVAS_HEIGHT + 56,
+      getMinHeight: () => EDITOR_HEIGHT,
+      getMaxHeight: () => EDITOR_HEIGHT,
     });
     this.domWidget.serialize = false;
     this.listen();
@@ -187,7 +195,7 @@ class BoxEditor {
     }
     const boxes = logic.addBox(this.boxes(), this.current, box, this.label.value.trim());
     this.selected = boxes.length - 1;
-    this.status = `added ${logic.boxCaption(boxes, this.selected)}: write it after its concept`;
+    this.status = logic.addedMessage(boxes, this.selected);
     this.setBoxes(boxes);
   }
 
@@ -196,7 +204,7 @@ class BoxEditor {
     if (this.selected < 0 || this.selected >= boxes.length) return;
     const index = this.selected;
     const moved = logic.renumbering(boxes.length, index);
-    this.status = `deleted [${index + 1}]` + (moved ? `; renumbered ${moved}: update the description` : "");
+    this.status = logic.deletedMessage(index, moved);
     this.selected = -1;
     this.setBoxes(logic.removeBox(boxes, index));
   }
@@ -211,12 +219,13 @@ class BoxEditor {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     const img = this.shown();
     const boxes = this.boxes();
-    this.statusLine.textContent = this.status || `${boxes.length} box(es) · ${HINT}`;
+    this.showStatus(logic.statusText(boxes.length, this.status));
     if (!img) {
       ctx.fillStyle = "#aaa";
       ctx.font = `${12 * scale}px sans-serif`;
-      ctx.fillText("Connect Load Image nodes to reference_1..4, or run once, to draw boxes.",
-                   8 * scale, 20 * scale);
+      const lines = logic.wrapText(logic.EMPTY_CANVAS, canvas.width - 16 * scale,
+                                   (t) => ctx.measureText(t).width);
+      lines.forEach((line, i) => ctx.fillText(line, 8 * scale, (20 + 16 * i) * scale));
       return;
     }
     const view = this.view();
@@ -248,6 +257,15 @@ class BoxEditor {
       ctx.strokeRect(Math.min(ax, bx), Math.min(ay, by), Math.abs(bx - ax), Math.abs(by - ay));
       ctx.setLineDash([]);
     }
+  }
+
+  showStatus(text) {
+    const fallback = logic.DEFAULT_NODE_WIDTH - 2 * logic.DOM_WIDGET_MARGIN;
+    const width = this.statusLine.clientWidth || fallback;
+    const lines = logic.fitLines(text, width, logic.STATUS_LINES,
+                                 (t) => this.measurer.measureText(t).width);
+    this.statusLine.textContent = lines.join("\n");
+    this.statusLine.title = text; // the whole text, should it ever not fit
   }
 
   destroy() {

@@ -1,0 +1,79 @@
+"""The notes an intent carries (``Intent.notes``): what a parser assumed or could not do.
+
+Every note is written here, so the texts stay uniform and the edit step can tell which notes an
+edit made untrue: `after_edit` drops, for instance, "'hair colour': no values given; assuming
+..." once an Intent Edit gives the hair colour its own values, and adds "no values" when an edit
+leaves a modify concept without any. Notes about a concept start with ``'<name>': ``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .schema import Concept, Intent, Operation
+
+_NO_TRIGGER = "No trigger word given"
+_UNBOUND = re.compile(r"^Reference box \[(\d+)\] is not bound")
+
+
+def no_trigger(default: str) -> str:
+    return (f"{_NO_TRIGGER}; using '{default}'. Write 'trigger: <word>' or 'a man called "
+            "<name>' to choose one.")
+
+
+def assumed_values(name: str, values: Iterable[str]) -> str:
+    return f"'{name}': no values given; assuming {' / '.join(values)} for captions and probes."
+
+
+def no_values(name: str) -> str:
+    return (f"'{name}': no values given, so it cannot be probed. Add some, e.g. "
+            f"'{name} (A / B)'.")
+
+
+def unbound_reference(n: int) -> str:
+    return (f"Reference box [{n}] is not bound to any concept; write [{n}] after the concept it "
+            "shows.")
+
+
+def llm_fallback(model: str, base_url: str, error: str) -> str:
+    return (f"The LLM '{model}' at {base_url} failed, so the offline parser was used instead. "
+            f"The LLM's error: {error}")
+
+
+def after_edit(before: Intent, after: Intent) -> list[str]:
+    """``before``'s notes that still hold for the edited intent ``after``, then the notes the
+    edit made true (a modify concept it left without values)."""
+    old = {c.name: c for c in before.concepts}
+    new = {c.name: c for c in after.concepts}
+    bound = {n for c in after.concepts for n in c.all_references()}
+    kept = []
+    for note in before.notes:
+        name = _concept_named(note, old)
+        if name is not None and not _same_values(old[name], new.get(name)):
+            continue  # the edit changed or removed what this note is about
+        if note.startswith(_NO_TRIGGER) and after.trigger_words != before.trigger_words:
+            continue
+        unbound = _UNBOUND.match(note)
+        if unbound and (int(unbound.group(1)) in bound
+                        or int(unbound.group(1)) > len(after.references)):
+            continue
+        kept.append(note)
+    for concept in after.concepts:
+        edited = not _same_values(old.get(concept.name), concept)
+        if edited and concept.operation is Operation.MODIFY and not concept.values:
+            kept.append(no_values(concept.name))
+    return kept
+
+
+def _concept_named(note: str, concepts: dict[str, Concept]) -> str | None:
+    """The concept a note is about (the longest name it starts with), or None."""
+    names = [n for n in concepts if note.startswith(f"'{n}': ")]
+    return max(names, key=len, default=None)
+
+
+def _same_values(a: Concept | None, b: Concept | None) -> bool:
+    """Do ``a`` and ``b`` agree on what notes about a concept describe: operation and values?"""
+    if a is None or b is None:
+        return a is b
+    return a.operation is b.operation and a.values == b.values
