@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import torch
 from PIL import Image
 
 from bench.model_memory import write_random
+from bench.timing import timed
 from intenttuner import runtime
 from intenttuner.families.detector import BUNDLED_CONFIG
 from intenttuner.families.detector_model import GroundingDinoDetector
@@ -56,14 +55,6 @@ def images(n: int, size: tuple[int, int] = (1024, 768)) -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
             for _ in range(n)]
 
-
-def timed(fn, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -12,7 +12,10 @@ import logging
 
 from ..intenttuner.families.base import missing_packages
 from . import comfy_bridge
+from .augment import NODES as AUGMENT_NODES
+from .dataset import NODES as DATASET_NODES
 from .detect import NODES as DETECT_NODES
+from .inpaint import NODES as INPAINT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
 from .schema import unavailable_note
@@ -21,7 +24,8 @@ log = logging.getLogger(__name__)
 
 comfy_bridge.install()
 
-ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES]
+ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
+             *INPAINT_NODES, *DATASET_NODES]
 
 
 def _missing_packages(cls) -> list:

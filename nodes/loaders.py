@@ -102,6 +102,19 @@ class LoadBaseModel(_ModelLoader):
     OUTPUT_TOOLTIPS = ("The loaded base model, for LoRATrain.",)
 
 
+class LoadInpainter(_ModelLoader):
+    FAMILY = "inpainter"
+    DISPLAY_NAME = "Load Inpaint Model (LaMa)"
+    DESCRIPTION = ("Loads LaMa, the learned object-removal model IntentInpaint uses to paint "
+                   "deleted concepts out, from models/inpaint (the folder other inpainting "
+                   "packs use). Reads safetensors and plain state-dict files; TorchScript "
+                   "big-lama.pt files are refused, since opening them runs code.")
+    MODEL_TOOLTIP = "LaMa weights (default big-lama.safetensors, ~0.2 GB; runs in fp32)."
+    RETURN_TYPES = (types.INPAINTER,)
+    RETURN_NAMES = ("inpainter",)
+    OUTPUT_TOOLTIPS = ("The loaded LaMa model, for IntentInpaint.",)
+
+
 class LLMSettingsNode:
     DISPLAY_NAME = "LLM Settings (OpenAI-compatible)"
     DESCRIPTION = ("Points IntentParse at any OpenAI-compatible endpoint (OpenAI, vLLM, "
@@ -139,4 +152,4 @@ class LLMSettingsNode:
 
 
 NODES = [LoadDetector, LoadSegmenter, LoadImageEncoder, LoadCaptioner, LoadBaseModel,
-         LLMSettingsNode]
+         LoadInpainter, LLMSettingsNode]

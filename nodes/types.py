@@ -6,8 +6,11 @@ SEGMENTER = "IT_SEGMENTER"
 IMAGE_ENCODER = "IT_IMAGE_ENCODER"
 CAPTIONER = "IT_CAPTIONER"
 BASE_MODEL = "IT_BASE_MODEL"
+INPAINTER = "IT_INPAINTER"  # intenttuner.families.inpainter.LamaModel
 LLM = "IT_LLM"
 
 # Pipeline data (plain, JSON-serialisable objects of the intenttuner library).
 INTENT = "INTENT"
 DETECTIONS = "DETECTIONS"
+AUGMENTED = "IT_AUGMENTED"  # intenttuner.augment.types.Augmented: a crop plan + its source images
+TRAINING_SET = "TRAINING_SET"  # intenttuner.dataset: a kohya-layout folder + dataset.json

@@ -38,6 +38,8 @@ DESCRIPTIONS = {
     "intent_load": "Load a saved intent from output/intents and preview its concepts.",
     "concept_detect": "Find every concept of an intent in training images (GroundingDINO + SAM) "
                       "and keep the detections that match your reference boxes.",
+    "augment": "Intent-guided augmentation: load a training folder, find the concepts, crop "
+               "kept and small modified ones, paint deleted ones out, save a kohya training set.",
 }
 NOTE_TITLE = "About this workflow"
 THUMBNAIL_SIZE = (640, 400)  # the template browser shows cards of about this size

@@ -67,7 +67,8 @@ def check_loaders(pack_name: str) -> dict:
     runtime = importlib.import_module(pack_name + ".intenttuner.runtime").get_runtime()
     node_for = {"detector": "IntentTunerLoadDetector", "segmenter": "IntentTunerLoadSegmenter",
                 "image_encoder": "IntentTunerLoadImageEncoder",
-                "captioner": "IntentTunerLoadCaptioner", "base_model": "IntentTunerLoadBaseModel"}
+                "captioner": "IntentTunerLoadCaptioner", "base_model": "IntentTunerLoadBaseModel",
+                "inpainter": "IntentTunerLoadInpainter"}
     executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
     results = {}
     for i, (name, family) in enumerate(families.items()):

@@ -20,6 +20,10 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
 # Run in this order: intent_load reads the intent intent_parse_offline saved.
 RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_load"]
 LOAD_ONLY = ["concept_detect"]  # its default models are real weights, downloaded on first use
+# Run with tiny random models in place of the default weights (same loaders, same formats).
+RUN_WITH_TINY_MODELS = ["augment"]
+TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
+        "IntentTunerLoadImageEncoder": "image_encoder"}
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +34,44 @@ def frontend(tmp_path_factory):
     (base / "input").mkdir()
     # The shipped workflows use ComfyUI's own example image, as a new user has it.
     shutil.copy(checkout / "input" / "example.png", base / "input" / "example.png")
+    write_training_folder(base / "input" / "train")
     with ComfyServer(base) as server, Frontend(server) as frontend:
+        frontend.tiny_models = write_tiny_models(base / "models")
         yield frontend
 
 
+def write_training_folder(folder):
+    """A few training photos of different sizes, one of them a file that is not an image."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True)
+    for i, size in enumerate([(320, 240), (240, 320), (300, 300)]):
+        image = Image.new("RGB", size, (90 + 40 * i, 150, 210))
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((60, 40, 180, 160), fill=(240, 200, 170))  # a "face"
+        draw.rectangle((40, 170, 200, 235), fill=(230, 110, 170))  # a "dress"
+        image.save(folder / f"pia {i + 1}.png")
+    (folder / "notes.png").write_bytes(b"not an image")
+
+
+def write_tiny_models(models):
+    """Tiny random detector, SAM and image encoder where ComfyUI's loaders list them; returns
+    {loader node type: widget value}."""
+    from intenttuner.families import FAMILIES
+    from intenttuner.tiny import TINY_BUILDERS
+
+    values = {}
+    for node, family in TINY.items():
+        folder = models / FAMILIES[family].folder
+        values[node] = TINY_BUILDERS[family](folder).relative_to(folder).as_posix()
+    return values
+
+
 def test_the_list_of_shipped_workflows_is_complete():
-    assert sorted(RUNNABLE + LOAD_ONLY) == sorted(shipped_workflows())
+    assert sorted(RUNNABLE + LOAD_ONLY + RUN_WITH_TINY_MODELS) == sorted(shipped_workflows())
 
 
-@pytest.mark.parametrize("name", RUNNABLE + LOAD_ONLY)
+@pytest.mark.parametrize("name", RUNNABLE + LOAD_ONLY + RUN_WITH_TINY_MODELS)
 def test_workflow_loads_without_alarm_with_every_node_in_view(frontend, name):
     assert frontend.load_workflow(shipped_workflows()[name]) == []
 
@@ -65,3 +98,52 @@ def test_runnable_workflows_run_to_success(frontend):
     intents = server.base / "output" / "intents"
     saved = sorted(p.relative_to(intents).as_posix() for p in intents.rglob("*.json"))
     assert saved == ["intent_00001.json", "pia/edited_00001.json", "pia/intent_00001.json"]
+
+
+SET_WIDGETS = """(values) => {
+  for (const n of window.app.graph._nodes)
+    for (const [name, value] of Object.entries(values[n.type] || {})) {
+      const widget = n.widgets.find((w) => w.name === name);
+      if (!widget) throw new Error(`${n.type} has no widget ${name}`);
+      widget.value = value;
+    }
+}"""
+
+
+def test_augment_workflow_runs_from_folder_to_training_set(frontend):
+    """Load Training Images -> Concept Detect -> Reference Filter -> IntentCrop ->
+    IntentInpaint -> Save Training Set, as a user runs it, with tiny models in place of the
+    default weights and every box the tiny detector proposes kept (thresholds 0)."""
+    server = frontend.server
+    assert frontend.load_workflow(shipped_workflows()["augment"]) == []
+    values = {node: {"model": value} for node, value in frontend.tiny_models.items()}
+    values["IntentTunerLoadTrainingImages"] = {"path": "train"}
+    values["IntentTunerConceptDetect"] = {"box_threshold": 0.0, "text_threshold": 0.0}
+    values["IntentTunerRefFilter"] = {"threshold": -1.0}
+    values["IntentTunerIntentCrop"] = {"min_size": 64}  # the tiny detector's boxes are small
+    values["IntentTunerSaveTrainingSet"] = {"name": "pia"}
+    frontend.page.evaluate(SET_WIDGETS, values)
+    finished = len(server.get("/history"))
+    frontend.queue()
+    entry = server.wait_for_history(finished + 1, timeout=300)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    outputs = {node["type"]: entry["outputs"].get(str(node["id"]), {})
+               for node in shipped_workflows()["augment"]["nodes"]}
+    report = outputs["IntentTunerLoadTrainingImages"]["text"][0]
+    assert "3 of 4 loaded" in report and "notes.png (not an image" in report, report
+    crop_text = outputs["IntentTunerIntentCrop"]["text"][0]
+    assert outputs["IntentTunerIntentCrop"]["images"], "IntentCrop shows no preview"
+    assert outputs["IntentTunerIntentInpaint"]["images"], "IntentInpaint shows no preview"
+    sets = list((server.base / "input" / "training_sets").glob("pia*/dataset.json"))
+    assert len(sets) == 1, sets
+    from intenttuner.dataset.kohya import read_training_set
+
+    training_set = read_training_set(sets[0].parent)
+    originals = [i for i in training_set.items if i.operation == "original"]
+    assert sorted(i.source_name for i in originals) == ["pia 1.png", "pia 2.png", "pia 3.png"]
+    # Every crop the summary announces is in the set, each with its provenance.
+    crops = [i for i in training_set.items if i.operation != "original"]
+    assert crops, crop_text
+    assert all(i.concept and i.source_name.startswith("pia ") for i in crops)
+    # "No clouds in the background": with every box kept, each original has clouds painted out.
+    assert all("clouds" in i.removed for i in originals), [i.removed for i in originals]

@@ -21,6 +21,7 @@ SINGLE_FILE_BUILDERS = {
     "segmenter": TINY_BUILDERS["segmenter"],
     "image_encoder": TINY_BUILDERS["image_encoder"],
     "base_model": TINY_BUILDERS["base_model"],
+    "inpainter": TINY_BUILDERS["inpainter"],
 }
 
 
@@ -33,6 +34,8 @@ EXERCISE_REPORTS = {
     "image_encoder": r".+: image \(1, (\d+)\), texts \(2, \1\)",  # one embedding width
     "captioner": r"caption (['\"]).+\1",  # some words, not an empty caption
     "base_model": r"sd15 image 64x64 \(2 steps, torch\.\w+\)",
+    # random weights still fill: LaMa's output replaces every masked pixel
+    "inpainter": r"LaMa filled 384 of 384 masked px of a 64x48 image \(torch\.float32\)",
 }
 
 

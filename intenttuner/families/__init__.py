@@ -1,16 +1,16 @@
 """The registry of model families: name → `Family` (folder, loader, sniffer, exercise).
 
 Family modules import their heavy libraries (transformers, diffusers, open_clip,
-segment_anything) inside functions, so importing this registry stays cheap. The tiny random
-model of each family is built by ``intenttuner.tiny.TINY_BUILDERS``, which depends on this
-registry, never the other way round.
+segment_anything, spandrel) inside functions, so importing this registry stays cheap. The tiny
+random model of each family is built by ``intenttuner.tiny.TINY_BUILDERS``, which depends on
+this registry, never the other way round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import base_model, captioner, detector, image_encoder, segmenter
+from . import base_model, captioner, detector, image_encoder, inpainter, segmenter
 from .base import Family, Package
 
 FAMILIES: dict[str, Family] = {
@@ -21,6 +21,7 @@ FAMILIES: dict[str, Family] = {
         image_encoder.FAMILY,
         captioner.FAMILY,
         base_model.FAMILY,
+        inpainter.FAMILY,
     )
 }
 

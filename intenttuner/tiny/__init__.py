@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import base_model, captioner, detector, image_encoder, segmenter
+from . import base_model, captioner, detector, image_encoder, inpainter, segmenter
 
 # Family name (``FAMILIES`` key) -> builder(folder) -> path of the tiny model it wrote there,
 # in the format of the family's default weights. tests/test_families.py checks that every
@@ -25,6 +25,7 @@ TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "image_encoder": image_encoder.make_tiny,
     "captioner": captioner.make_tiny,
     "base_model": base_model.make_tiny_sd15_checkpoint,
+    "inpainter": inpainter.make_random_lama,  # full size: LaMa cannot be shrunk (see module)
 }
 
 __all__ = ["TINY_BUILDERS"]

@@ -2,7 +2,8 @@
 
 Names are ComfyUI folder keys (``folder_paths`` names), so users of other packs find their files
 where they already keep them: ``grounding-dino`` and ``sams`` are the folders the popular
-GroundingDINO+SAM packs use, ``checkpoints``/``diffusers``/``loras`` are ComfyUI's own.
+GroundingDINO+SAM packs use, ``inpaint`` the one ComfyUI's inpainting packs use,
+``checkpoints``/``diffusers``/``loras`` are ComfyUI's own.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ MODEL_FOLDERS: dict[str, ModelFolder] = {
                     "Stable Diffusion single-file checkpoints"),
         ModelFolder("diffusers", (), True, "Stable Diffusion models in diffusers folder layout"),
         ModelFolder("loras", (".safetensors",), False, "LoRA files"),
+        # Where ComfyUI's inpainting packs (comfyui-inpaint-nodes, LaMa removers) keep LaMa and
+        # MAT. ``.pt`` is listed so a TorchScript big-lama.pt shows up and is refused with the
+        # fix, rather than missing from the dropdown without a word.
+        ModelFolder("inpaint", (".safetensors", ".pt", ".pth"), False,
+                    "inpainting models (LaMa) that remove deleted concepts"),
         # The BERT tokenizer the original GroundingDINO checkpoints need; the GroundingDINO+SAM
         # packs keep it at models/bert-base-uncased.
         ModelFolder("bert-base-uncased", (), True, "BERT tokenizer for original GroundingDINO"),

@@ -1,0 +1,179 @@
+"""Reading a training set back: ours (``dataset.json`` checked against the files) or any kohya
+folder made elsewhere (repeats from ``<repeats>_<name>`` folder names, captions from ``.txt``).
+
+What trainers read is the folder, so the folder decides where it and the manifest disagree:
+
+- an image or caption file the manifest lists but the folder lacks is an error that lists them
+  all (a trainer would silently train on less);
+- a caption edited outside IntentTuner is kept (``caption_source='user'``) and reported;
+- an image in a group folder that the manifest does not list is reported (trainers will use it;
+  it has no provenance);
+- with ``check_hashes``, an image whose bytes changed since writing is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import InputError
+from .folders import is_hidden, natural_key
+from .training_set import MANIFEST, TrainingItem, TrainingSet, clean_caption
+
+log = logging.getLogger(__name__)
+
+KOHYA_FOLDER = re.compile(r"^(?P<repeats>\d+)_(?P<name>.+)$")
+# What kohya's sd-scripts read as images (ComfyUI's reader: png, jpg, jpeg and webp only).
+KOHYA_IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+LISTED = 10  # file names shown per warning or error
+
+
+def read_training_set(root: str | os.PathLike, check_hashes: bool = False) -> TrainingSet:
+    """The training set in folder ``root``: from its ``dataset.json`` when there is one
+    (validated against the files), else read as a plain kohya folder (provenance unknown)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; choose the training set's folder (the one "
+                         "holding dataset.json or the <repeats>_<name> folders).")
+    if (root / MANIFEST).is_file():
+        training_set = TrainingSet.from_manifest(root)
+        _check_against_files(training_set, check_hashes)
+    else:
+        training_set = read_plain_kohya(root)
+    return training_set
+
+
+def looks_like_training_set(folder: Path) -> bool:
+    """True when ``folder`` holds a ``dataset.json`` or a ``<repeats>_<name>`` folder with an
+    image in it (cheap enough for a dropdown: one listing per candidate)."""
+    if (folder / MANIFEST).is_file():
+        return True
+    try:
+        children = [c for c in folder.iterdir() if c.is_dir() and KOHYA_FOLDER.match(c.name)]
+        return any(_images_in(c) for c in children)
+    except OSError:
+        return False
+
+
+def read_plain_kohya(root: Path) -> TrainingSet:
+    """A kohya folder without our manifest: one group per ``<repeats>_<name>`` folder."""
+    items: list[TrainingItem] = []
+    groups: dict[str, int] = {}
+    ignored_folders, unreadable, no_caption = [], [], []
+    for folder in sorted((p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)),
+                         key=lambda p: natural_key(p.name)):
+        match = KOHYA_FOLDER.match(folder.name)
+        if not match or int(match["repeats"]) < 1:
+            ignored_folders.append(folder.name)
+            continue
+        group = match["name"] if match["name"] not in groups else folder.name
+        repeats = int(match["repeats"])
+        for image in _images_in(folder):
+            relative = f"{folder.name}/{image.name}"
+            size = _header_size(image)
+            if size is None:
+                unreadable.append(relative)
+                continue
+            caption_path = image.with_suffix(".txt")
+            if caption_path.is_file():
+                caption = clean_caption(caption_path.read_text(encoding="utf-8",
+                                                               errors="replace"))
+            else:
+                caption = ""
+                no_caption.append(relative)
+            groups[group] = repeats
+            items.append(TrainingItem(
+                image=relative, caption_file=f"{folder.name}/{caption_path.name}",
+                caption=caption, caption_source="file", group=group, repeats=repeats,
+                size=size))
+    if not items:
+        raise InputError(f"{root} is not a training set: it has no {MANIFEST} and no "
+                         "<repeats>_<name> folder (e.g. '10_face') with images in it.")
+    warnings = ["no dataset.json: read as a plain kohya folder (repeats from folder names, "
+                "captions from .txt files, provenance unknown)"]
+    if ignored_folders:
+        warnings.append("ignored folders not named <repeats>_<name>: "
+                        + _some(ignored_folders))
+    if unreadable:
+        warnings.append("left out unreadable images (trainers will fail on them; fix or "
+                        "remove them): " + _some(unreadable))
+    if no_caption:
+        warnings.append(f"{len(no_caption)} image(s) have no .txt caption (kohya then uses "
+                        "the folder's class name): " + _some(no_caption))
+    top_level = _images_in(root)
+    if top_level:
+        warnings.append(f"{len(top_level)} image(s) directly in the set folder are ignored "
+                        "here and by kohya (ComfyUI's reader uses them once): "
+                        + _some([p.name for p in top_level]))
+    training_set = TrainingSet(groups=groups, items=items, warnings=warnings)
+    training_set.root = str(root.resolve())
+    return training_set
+
+
+def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
+    root = training_set.path
+    missing = [name for item in training_set.items for name in (item.image, item.caption_file)
+               if not (root / name).is_file()]
+    if missing:
+        raise InputError(f"The training set at {root} is incomplete: {len(missing)} file(s) "
+                         f"that {MANIFEST} lists are missing: {_some(missing)}. Restore them, "
+                         f"or delete {MANIFEST} to read the folder as it is (provenance lost).")
+    edited, changed = [], []
+    for item in training_set.items:
+        text = clean_caption((root / item.caption_file).read_text(encoding="utf-8",
+                                                                  errors="replace"))
+        if text != item.caption:
+            item.caption, item.caption_source = text, "user"
+            edited.append(item.caption_file)
+        if check_hashes and item.sha256 and _sha256(root / item.image) != item.sha256:
+            changed.append(item.image)
+    listed = {item.image for item in training_set.items}
+    folders = {item.image.split("/")[0] for item in training_set.items}
+    extra = [f"{f}/{p.name}" for f in sorted(folders) for p in _images_in(root / f)
+             if f"{f}/{p.name}" not in listed]
+    if edited:
+        training_set.warnings.append(f"{len(edited)} caption(s) edited outside IntentTuner, "
+                                     "kept as they are on disk: " + _some(edited))
+    if changed:
+        training_set.warnings.append(f"{len(changed)} image(s) changed since the set was "
+                                     "written: " + _some(changed))
+    if extra:
+        training_set.warnings.append(f"{len(extra)} image(s) in the set's folders are not in "
+                                     f"{MANIFEST} (trainers will use them; no provenance): "
+                                     + _some(extra))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    try:
+        files = [p for p in folder.iterdir() if p.is_file() and not is_hidden(p.name)
+                 and p.suffix.lower() in KOHYA_IMAGE_EXTENSIONS]
+    except OSError:
+        return []
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header (no decode), or None when it is not readable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:LISTED])
+    return shown + (f" ... and {len(names) - LISTED} more" if len(names) > LISTED else "")

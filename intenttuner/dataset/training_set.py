@@ -1,0 +1,199 @@
+"""TRAINING_SET: a kohya-layout folder on disk and its ``dataset.json`` manifest.
+
+Layout (what kohya's sd-scripts, OneTrainer and ComfyUI's "Load Image and Text Dataset from
+Folder" read)::
+
+    <root>/dataset.json                       this manifest (`TrainingSet` as JSON)
+    <root>/<repeats>_<group>/<stem>.png       an item's image, written once, never rewritten
+    <root>/<repeats>_<group>/<stem>.txt       its caption (one line, UTF-8)
+
+Captions are the only thing that changes after writing: CaptionRefine calls `set_caption` for
+each item it rewrites (the ``.txt`` file, atomically) and then `save_manifest`. Paths in the
+manifest are relative to the root ('/'-separated), so a set can be moved or copied whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..augment.types import Operation
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "dataset.json"
+SCHEMA_VERSION = 1
+CaptionSource = Literal["placeholder", "captioner", "refined", "user", "file"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainingItem(_Model):
+    """One image of the set, its caption, and where it came from."""
+
+    image: str = Field(description="Image file relative to the set root: '2_face/x_0001.png'.")
+    caption_file: str = Field(description="Its caption file, relative to the root.")
+    caption: str = Field(default="", description="The caption text, as in caption_file.")
+    caption_source: CaptionSource = Field(
+        default="placeholder",
+        description="Who wrote the caption: 'placeholder' (trigger words + concept, written "
+                    "with the set), 'captioner' / 'refined' (CaptionRefine), 'user' (edited by "
+                    "hand), 'file' (read from a set made elsewhere).")
+    group: str = Field(description="Its group: 'original' or a concept name.")
+    repeats: int = Field(ge=1, description="Times the trainer repeats it per epoch (its "
+                                           "group's repeats).")
+    size: tuple[int, int] | None = Field(default=None, description="(width, height) in px.")
+    sha256: str | None = Field(default=None, description="Of the image file as written.")
+    # Provenance, copied from the augment plan's CropItem; None for sets made elsewhere.
+    source_name: str | None = Field(default=None, description="The training image it was cut "
+                                                              "from ('shoot/IMG_0042.jpg').")
+    operation: Operation | None = None
+    concept: str | None = None
+    value: str | None = None
+    region: tuple[int, int, int, int] | None = Field(
+        default=None, description="XYXY source pixels the item shows.")
+    box: tuple[float, float, float, float] | None = Field(
+        default=None, description="XYXY source pixels of the detection a crop was planned from.")
+    removed: list[str] = Field(default_factory=list,
+                               description="Delete concepts painted out of this item.")
+
+
+class TrainingSet(_Model):
+    """The TRAINING_SET socket: the manifest of a set on disk, with the folder it lives in."""
+
+    root: str = Field(default="", exclude=True,
+                      description="Absolute path of the set's folder (where it was read or "
+                                  "written; not stored, so the set can move).")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    layout: Literal["kohya"] = "kohya"
+    intent: dict[str, Any] | None = Field(
+        default=None, description="Intent.public_dict(): the intent without reference crops; "
+                                  "None for a set made elsewhere.")
+    groups: dict[str, int] = Field(default_factory=dict, description="Group -> repeats.")
+    items: list[TrainingItem] = Field(default_factory=list)
+    created_at: str = Field(default="", description="ISO 8601 UTC time of writing.")
+    settings: dict[str, Any] = Field(default_factory=dict,
+                                     description="How repeats were chosen (max_repeats...).")
+    augment: dict[str, Any] = Field(default_factory=dict,
+                                    description="The augment plan's settings, skipped crops, "
+                                                "warnings and inpainting backend.")
+    warnings: list[str] = Field(default_factory=list)
+
+    # -- reading the set ---------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        if not self.root:
+            raise InputError("This training set has no folder; write it (Save Training Set) or "
+                             "load it (Load Training Set) first.")
+        return Path(self.root)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def image_path(self, item: TrainingItem) -> Path:
+        return self.path / item.image
+
+    def caption_path(self, item: TrainingItem) -> Path:
+        return self.path / item.caption_file
+
+    def steps_per_epoch(self) -> int:
+        """Images a trainer sees per epoch: every item times its repeats."""
+        return sum(item.repeats for item in self.items)
+
+    def summary(self) -> str:
+        """A few lines for the node: size, groups with their repeats, where captions stand."""
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.group] = counts.get(item.group, 0) + 1
+        groups = ", ".join(f"{g} {counts.get(g, 0)} x {r}" for g, r in self.groups.items())
+        sources: dict[str, int] = {}
+        for item in self.items:
+            sources[item.caption_source] = sources.get(item.caption_source, 0) + 1
+        captions = ", ".join(f"{n} {s}" for s, n in sorted(sources.items()))
+        lines = [f"{len(self.items)} images in {len(self.groups)} group(s), "
+                 f"{self.steps_per_epoch()} per epoch with repeats, at {self.root}",
+                 f"groups (images x repeats): {groups}",
+                 f"captions: {captions or 'none'}"]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    # -- what CaptionRefine changes ------------------------------------------------------------
+    def set_caption(self, item: TrainingItem | int | str, text: str,
+                    source: CaptionSource = "refined") -> TrainingItem:
+        """Write ``text`` as the caption of ``item`` (the item, its index, or its image path):
+        its ``.txt`` file is replaced atomically and the item updated. The image is not
+        touched. Call `save_manifest` once after a batch of captions."""
+        target = self._find(item)
+        caption = clean_caption(text)
+        write_text_atomic(self.caption_path(target), caption + "\n")
+        target.caption, target.caption_source = caption, source
+        return target
+
+    def save_manifest(self) -> Path:
+        """Write ``dataset.json`` (atomically) and return its path."""
+        path = self.path / MANIFEST
+        write_text_atomic(path, self.model_dump_json(indent=2) + "\n")
+        return path
+
+    def _find(self, item: TrainingItem | int | str) -> TrainingItem:
+        if isinstance(item, int):
+            if not 0 <= item < len(self.items):
+                raise InputError(f"Item index {item} is outside this set of {len(self.items)}.")
+            return self.items[item]
+        image = item.image if isinstance(item, TrainingItem) else item
+        for candidate in self.items:
+            if candidate.image == image:
+                return candidate
+        raise InputError(f"{image!r} is not an image of the training set at {self.root}.")
+
+    # -- the manifest file ---------------------------------------------------------------------
+    @classmethod
+    def from_manifest(cls, root: Path) -> TrainingSet:
+        """The set described by ``root/dataset.json`` (the files themselves are not checked
+        here; `kohya.read_training_set` does that)."""
+        path = root / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path} cannot be read ({exc}). Restore it, or delete it to read "
+                             "the folder as a plain kohya set (captions kept, provenance "
+                             "lost).") from None
+        if isinstance(data, dict) and data.get("schema_version", 1) != SCHEMA_VERSION:
+            raise InputError(f"{path} has schema_version {data.get('schema_version')}; this "
+                             f"IntentTuner reads version {SCHEMA_VERSION}. Update IntentTuner.")
+        try:
+            training_set = cls.model_validate(data)
+        except ValidationError as exc:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                               for e in exc.errors()[:5])
+            raise InputError(f"{path} is not a valid training set manifest: {errors}.") from None
+        training_set.root = str(root.resolve())
+        return training_set
+
+
+def clean_caption(text: str) -> str:
+    """One line, single spaces: kohya reads a caption file's first line only, ComfyUI reads the
+    whole file; a one-line caption means the same to both."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file in the same folder and ``os.replace``, so a
+    reader never sees half a file and a crash leaves the old one."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
