@@ -98,7 +98,7 @@ def open_image(source: str | os.PathLike | BinaryIO) -> ImageLike:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-            if _is_16_bit_colour_png(data):
+            if is_16_bit_colour_png(data):
                 deep = _read_16_bit_png(data)
                 if deep is not None:
                     return _orient(deep, orientation)
@@ -221,8 +221,10 @@ def _normalise(data: np.ndarray, white: float) -> np.ndarray:
 # --- files: orientation and 16-bit colour PNGs ---------------------------------------------------
 
 
-def _is_16_bit_colour_png(data: bytes) -> bool:
-    """True for a PNG whose IHDR says 16 bits per sample, colour type RGB (2) or RGBA (6)."""
+def is_16_bit_colour_png(data: bytes) -> bool:
+    """True for a PNG whose IHDR says 16 bits per sample, colour type RGB (2) or RGBA (6).
+    ``data``: the file's bytes (its first 26 are enough). PIL reads such files as 8-bit;
+    `open_image` keeps all 16 bits."""
     return (data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) > 25
             and data[24] == 16 and data[25] in (2, 6))
 

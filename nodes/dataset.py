@@ -43,9 +43,12 @@ def _folder_input(options: list[str], tooltip: str) -> dict:
             "path": ("STRING", {"default": "", "tooltip": _PATH_TOOLTIP})}
 
 
-def _check_folder(folder: str, path: str, what: str) -> bool | str:
+def _check_folder(folder: str | None, path: str | None, what: str) -> bool | str:
     """VALIDATE_INPUTS: our message instead of ComfyUI's "Value not in list" (a workflow from
-    another machine names folders this one lacks)."""
+    another machine names folders this one lacks). A linked input arrives as None during
+    validation; then the node checks the folder when it runs (`resolve_folder` in its body)."""
+    if not isinstance(folder, str) or not isinstance(path, str):
+        return True
     try:
         resolve_folder(folder, path, _base(), what)
     except InputError as exc:
@@ -88,7 +91,7 @@ class LoadTrainingImages:
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, folder: str, path: str):
+    def VALIDATE_INPUTS(cls, folder: str | None, path: str | None):
         return _check_folder(folder, path, "image folder")
 
     @classmethod
@@ -185,7 +188,7 @@ class LoadTrainingSet:
                   "<repeats>_<name> subfolders). Sets saved to output: type their path.")}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, folder: str, path: str):
+    def VALIDATE_INPUTS(cls, folder: str | None, path: str | None):
         return _check_folder(folder, path, "training set folder")
 
     @classmethod

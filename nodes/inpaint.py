@@ -72,7 +72,8 @@ class IntentInpaint:
                 "steps": ("INT", {"default": fill.steps, "min": 1, "max": 150,
                                   "tooltip": "diffusion backend: denoising steps."}),
                 "seed": ("INT", {"default": fill.seed, "min": 0, "max": 2**31 - 1,
-                                 "tooltip": "diffusion backend: image i uses seed + i."}),
+                                 "tooltip": "diffusion backend: training image i (from 0) uses "
+                                            "seed + i."}),
                 "prompt": ("STRING", {
                     "default": "", "multiline": False,
                     "tooltip": "diffusion backend: what to paint instead. Empty: "

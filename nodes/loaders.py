@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..intenttuner.families import get_family
 from ..intenttuner.families.base import Package
+from ..intenttuner.families.inpainter import PRECISIONS
 from ..intenttuner.llm import LLMSettings
 from ..intenttuner.loading import default_choice, load_model, model_choices
 from ..intenttuner.weights.folders import MODEL_FOLDERS
@@ -99,7 +100,21 @@ class LoadBaseModel(_ModelLoader):
                      "models/diffusers.")
     RETURN_TYPES = (types.BASE_MODEL,)
     RETURN_NAMES = ("base_model",)
-    OUTPUT_TOOLTIPS = ("The loaded base model, for LoRATrain.",)
+    OUTPUT_TOOLTIPS = ("The loaded base model, for LoRATrain (and IntentInpaint's diffusion "
+                       "backend).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = super().INPUT_TYPES()
+        inputs["optional"] = {"allow_inpainting": ("BOOLEAN", {
+            "default": False,
+            "tooltip": "Also accept inpainting checkpoints (9-channel UNet), for IntentInpaint's "
+                       "diffusion backend only: LoRAs are trained on ordinary checkpoints."})}
+        return inputs
+
+    def load(self, model: str, precision: str, allow_inpainting: bool = False):
+        options = {"allow_inpainting": True} if allow_inpainting else {}
+        return (load_model(self.FAMILY, model, precision=precision, **options),)
 
 
 class LoadInpainter(_ModelLoader):
@@ -113,6 +128,15 @@ class LoadInpainter(_ModelLoader):
     RETURN_TYPES = (types.INPAINTER,)
     RETURN_NAMES = ("inpainter",)
     OUTPUT_TOOLTIPS = ("The loaded LaMa model, for IntentInpaint.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = super().INPUT_TYPES()
+        inputs["required"]["precision"] = combo(
+            list(PRECISIONS), "auto", "LaMa runs in fp32 only (its Fourier convolutions lose "
+                                      "too much in 16 bits; the model is 0.2 GB), so auto is "
+                                      "fp32 on every device.")
+        return inputs
 
 
 class LLMSettingsNode:

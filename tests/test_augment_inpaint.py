@@ -17,9 +17,13 @@ from intenttuner.augment.inpaint import BACKENDS, choose_backend, inpaint
 from intenttuner.augment.inpaint_base import InpaintSettings, Region, cut, paste, plan_region
 from intenttuner.augment.inpaint_diffusion import native_side
 from intenttuner.augment.masks import dilate
+from intenttuner.augment.removal import remove_deleted
+from intenttuner.augment.types import Augmented, AugmentPlan, CropItem
+from intenttuner.detection.types import Detection, Detections, ImageDetections
 from intenttuner.errors import InputError
 from intenttuner.families import FAMILIES
 from intenttuner.families.inpainter import LamaModel
+from intenttuner.intent.schema import Intent
 from intenttuner.tiny import TINY_BUILDERS
 from intenttuner.tiny.base_model import make_tiny_sdxl_checkpoint
 
@@ -86,7 +90,7 @@ def test_only_masked_pixels_change_for_images_of_different_sizes(backend, model_
     for (before, mask), after in zip(pairs, out, strict=True):
         after = np.asarray(after).astype(int)
         diff = np.abs(after - before.astype(int))
-        assert diff[~mask].max() <= 1, "a pixel outside the mask changed"
+        assert diff[~mask].max() == 0, "a pixel outside the mask changed"
         assert (diff[mask].max(-1) > 2).mean() > 0.5, "the masked pixels were not filled"
     if backend == "classical":  # OpenCV fills from the surroundings: the red disc is gone
         assert all(red_pixels(np.asarray(o)) == 0 for o in out)
@@ -99,6 +103,17 @@ def test_classical_methods_fill_with_the_surroundings_colour(method):
     out = np.asarray(inpaint([pixels], [mask], "classical", InpaintSettings(method=method))[0])
     ring = dilate(mask, 4) & ~mask
     assert np.abs(out[mask].mean(0) - pixels[ring].mean(0)).max() < 12
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_mask_covering_the_whole_image_is_filled_by_every_backend(backend, model_for):
+    pixels, _ = scene(48, 40, (24, 20), 12)
+    full = np.ones(pixels.shape[:2], dtype=bool)
+    out = np.asarray(inpaint([pixels], [full], backend, FAST, model=model_for(backend))[0])
+    assert red_pixels(pixels) > 100
+    assert (np.abs(out.astype(int) - pixels).max(-1) > 2).mean() > 0.5, "the image was kept"
+    if backend == "classical":  # nothing to smear in: a flat neutral grey, the disc gone
+        assert (out == 128).all() and red_pixels(out) == 0
 
 
 class Exploding(torch.nn.Module):
@@ -270,3 +285,41 @@ def test_diffusion_works_at_the_models_native_resolution(sd15):
     assert native_side(sd15) == 512 and max(native.work) == 512  # SD 1.5: 64 latents x 8
     assert max(BACKENDS["diffusion"].region((10, 10, 30, 20), (200, 100), FAST,
                                             sd15).work) == 64
+
+
+def removal_inputs(deleted: list[int]):
+    """Two sources (different sizes) with a red disc each, an original item per source, and a
+    necklace (delete) detection on the sources in ``deleted``."""
+    pairs = [scene(96, 64, (40, 30), 10), scene(50, 70, (25, 40), 8, seed=1)]
+    items, images = [], []
+    for i, (_, mask) in enumerate(pairs):
+        height, width = mask.shape
+        items.append(CropItem(source_index=i, source_name=f"img_{i}.jpg", operation="original",
+                              region=(0, 0, width, height), out_size=(width, height),
+                              resample="none", group="original"))
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+        found = [Detection(concept="necklace", phrase="necklace", box=box, score=0.9)]
+        images.append(ImageDetections(index=i, size=(width, height),
+                                      detections=found if i in deleted else []))
+    augmented = Augmented(plan=AugmentPlan(items=items),
+                          sources=[Image.fromarray(p) for p, _ in pairs])
+    detections = Detections(images=images, box_threshold=0.3, text_threshold=0.25)
+    intent = Intent(description="Never a necklace.", trigger_words=["v"], domain="portrait",
+                    concepts=[{"name": "necklace", "phrase": "necklace",
+                               "granularity": "instance", "operation": "delete"}])
+    return augmented, detections, intent
+
+
+def test_diffusion_seeds_follow_the_source_index_not_the_masked_images(sd15):
+    def cleaned(deleted):
+        removal = remove_deleted(*removal_inputs(deleted), backend="diffusion",
+                                 settings=dataclasses.replace(FAST, seed=7), base_model=sd15)
+        return np.asarray(removal.augmented.sources[1])
+
+    alone, after_another = cleaned([1]), cleaned([0, 1])
+    np.testing.assert_array_equal(alone, after_another)
+    # the seed does matter: image 1 filled with image 0's seed comes out different
+    shifted = remove_deleted(*removal_inputs([1]), backend="diffusion",
+                             settings=dataclasses.replace(FAST, seed=6), base_model=sd15)
+    assert not np.array_equal(np.asarray(shifted.augmented.sources[1]), alone)

@@ -144,6 +144,19 @@ def test_large_mask_warning_reaches_summary_plan_and_preview(pack, models_root):
     assert banner[..., 0].mean() > 0.6 and banner[..., 1].mean() < 0.4
 
 
+def test_whole_image_mask_is_filled_and_its_warning_reaches_the_summary(pack, models_root):
+    node = pack.NODE_CLASS_MAPPINGS["IntentTunerIntentInpaint"]()
+    augmented, detections, intent = build_inputs(pack)
+    detections.images[1].detections[0].box = (0.0, 0.0, 50.0, 70.0)
+    result, _, text = node.inpaint(augmented, detections, intent, "classical", 4, "telea", 2,
+                                   0, "")["result"]
+    assert result.masks[1].all()
+    before, after = np.asarray(augmented.sources[1]), np.asarray(result.sources[1])
+    assert red_pixels(before) > 100 and red_pixels(after) == 0 and (after == 128).all()
+    assert "WARNING: shoot/IMG_1.jpg: the delete mask covers the whole image" in text
+    assert "nothing left to fill from" in text
+
+
 def test_detections_of_other_images_are_refused(pack, models_root):
     node = pack.NODE_CLASS_MAPPINGS["IntentTunerIntentInpaint"]()
     augmented, detections, intent = build_inputs(pack)

@@ -125,6 +125,18 @@ def test_a_mask_covering_most_of_the_image_is_warned_about_and_kept():
     assert result.all_warnings() == big.warnings
 
 
+def test_a_mask_covering_the_whole_image_gets_its_own_warning():
+    # the box stops 4 px short of the edges; the 8 px dilation takes the rest
+    found = detections([det("hat", (4, 4, SIZE[0] - 4, SIZE[1] - 4))], [det("hat", (0, 0, 80, 80))])
+    result = delete_masks(found, intent(hat="delete"), names=["all.jpg", "most.jpg"])
+    whole, most = result.images
+    assert whole.mask.all() and not most.mask.all() and most.coverage > 0.5
+    assert len(whole.warnings) == 1 and whole.warnings[0].startswith("all.jpg:")
+    assert "nothing left to fill from" in whole.warnings[0]
+    assert "lower the dilation" in whole.warnings[0]
+    assert len(most.warnings) == 1 and "nothing left" not in most.warnings[0]
+
+
 def test_delete_sam_mask_wins_over_a_kept_concept_and_the_overlap_is_reported():
     necklace = disc((60, 60), 10)
     face = disc((60, 40), 16)  # overlaps the necklace's top
@@ -176,6 +188,18 @@ def test_concepts_never_detected_or_all_filtered_are_warned_about():
     assert "'hat'" in result.warnings[0] and "dropped by a filter" in result.warnings[0]
     assert "'necklace' was not found in any image" in result.warnings[1]
     assert not any(image.mask.any() for image in result.images)
+
+
+def test_whole_image_delete_concepts_are_said_to_be_left_to_the_captions():
+    imagery = Intent(description="test", trigger_words=["vincent"], domain="portrait", concepts=[
+        {"name": "harsh lighting", "phrase": "harsh lighting", "granularity": "imagery",
+         "operation": "delete"},
+        {"name": "hat", "phrase": "hat", "granularity": "instance", "operation": "delete"}])
+    result = delete_masks(detections([]), imagery)
+    lighting, hat = result.warnings
+    assert "'harsh lighting' is a whole-image quality" in lighting and "captions" in lighting
+    assert "not found" not in lighting and "thresholds" not in lighting
+    assert "'hat' was not found in any image" in hat
 
 
 def test_intent_without_delete_concepts_passes_images_through():

@@ -14,7 +14,7 @@ from PIL import Image
 from intenttuner.augment.plan import CropSettings, plan_crops
 from intenttuner.augment.regions import ASPECT_RATIOS, crop_region
 from intenttuner.augment.render import render_items
-from intenttuner.augment.types import ORIGINAL_GROUP, Augmented
+from intenttuner.augment.types import ORIGINAL_GROUP, Augmented, crop_group
 from intenttuner.detection.types import Detection, Detections, ImageDetections
 from intenttuner.errors import InputError
 from intenttuner.intent.schema import Concept, ConceptValue, Intent
@@ -296,6 +296,22 @@ def test_items_carry_their_provenance_and_every_source_has_its_original():
     assert plan.settings["modify_area"] == 0.40
     assert plan_crops(intent, make_detections(intent, sizes, found), sizes).items[2].source_name \
         == "image_1"
+
+
+def test_crops_of_a_concept_named_original_never_join_the_originals_group():
+    intent = make_intent(concept("original", "keep", phrase="original painting"),
+                         concept("original_crop", "keep", phrase="frame"),
+                         concept("face", "keep"))
+    size = (640, 480)
+    found = [det("original", (100, 100, 300, 300)), det("original_crop", (350, 50, 600, 200)),
+             det("face", (380, 250, 480, 400))]
+    plan = plan_one(intent, size, found)
+    groups = {i.concept: i.group for i in crops(plan)}
+    assert set(groups) == {"original", "original_crop", "face"}
+    assert groups["face"] == "face" and groups["original_crop"] == "original_crop"
+    assert groups["original"] not in (ORIGINAL_GROUP, "original_crop", "face")
+    assert [i.group for i in plan.items].count(ORIGINAL_GROUP) == 1  # the original alone
+    assert crop_group("original") == "original_crop"
 
 
 def test_rendered_items_have_their_planned_size_and_show_their_region():

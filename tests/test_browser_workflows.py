@@ -132,8 +132,6 @@ def test_augment_workflow_runs_from_folder_to_training_set(frontend):
     report = outputs["IntentTunerLoadTrainingImages"]["text"][0]
     assert "3 of 4 loaded" in report and "notes.png (not an image" in report, report
     crop_text = outputs["IntentTunerIntentCrop"]["text"][0]
-    assert outputs["IntentTunerIntentCrop"]["images"], "IntentCrop shows no preview"
-    assert outputs["IntentTunerIntentInpaint"]["images"], "IntentInpaint shows no preview"
     sets = list((server.base / "input" / "training_sets").glob("pia*/dataset.json"))
     assert len(sets) == 1, sets
     from intenttuner.dataset.kohya import read_training_set
@@ -145,5 +143,12 @@ def test_augment_workflow_runs_from_folder_to_training_set(frontend):
     crops = [i for i in training_set.items if i.operation != "original"]
     assert crops, crop_text
     assert all(i.concept and i.source_name.startswith("pia ") for i in crops)
+    # The previews on the nodes: IntentCrop's pages hold one labelled tile per item (the labels
+    # themselves: tests/test_augment_preview.py), IntentInpaint shows each source before | after.
+    from intenttuner.augment.preview import COLUMNS, ROWS_PER_PAGE
+
+    pages = -(-len(training_set.items) // (COLUMNS * ROWS_PER_PAGE))
+    assert len(outputs["IntentTunerIntentCrop"]["images"]) == pages, crop_text
+    assert len(outputs["IntentTunerIntentInpaint"]["images"]) == len(originals)
     # "No clouds in the background": with every box kept, each original has clouds painted out.
     assert all("clouds" in i.removed for i in originals), [i.removed for i in originals]

@@ -285,3 +285,27 @@ def test_folder_choice_errors_are_clear(tmp_path):
             resolve_folder(escape, "", tmp_path)
     with pytest.raises(InputError, match="or type a path"):
         resolve_folder(TYPE_A_PATH, " ", tmp_path)
+
+
+@pytest.mark.parametrize(("fmt", "drafts"), [("JPEG", True), ("MPO", True), ("PNG", False),
+                                             ("WEBP", False)])
+def test_only_jpeg_and_mpo_take_the_draft_path(fmt, drafts):
+    kwargs = {"save_all": True, "append_images": [noise(96, 64, 2)]} if fmt == "MPO" else {}
+    with Image.open(io.BytesIO(encoded(noise(96, 64), fmt, **kwargs))) as image:
+        assert image.format == fmt and d.can_draft(image) is drafts
+
+
+def test_a_phone_mpo_jpeg_is_draft_decoded(tmp_path, monkeypatch):
+    # Phones write a depth map or preview as a second picture: Pillow opens the file as MPO.
+    from PIL import JpegImagePlugin
+
+    calls = []
+    original = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda self, mode, size: calls.append(size) or original(self, mode, size))
+    data = encoded(noise(1024, 768), "MPO", save_all=True, append_images=[noise(1024, 768, 2)])
+    write(tmp_path, "IMG_0001.jpg", data)
+    result = load_image_folder(tmp_path, max_side=256)
+    assert calls == [(256, 192)]
+    assert result.images[0].size == (256, 192)
+    assert result.resized == [("IMG_0001.jpg", (1024, 768), (256, 192))]

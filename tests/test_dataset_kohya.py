@@ -19,7 +19,7 @@ from intenttuner.dataset.kohya import (
     write_training_set,
 )
 from intenttuner.dataset.naming import set_name
-from intenttuner.dataset.training_set import MANIFEST
+from intenttuner.dataset.training_set import MANIFEST, TrainingItem
 from intenttuner.errors import InputError
 from tests.dataset_helpers import noise, sample_augmented, sample_intent
 
@@ -302,3 +302,83 @@ def test_writing_refuses_empty_plans_and_bad_options(tmp_path):
     with pytest.raises(InputError, match="no items"):
         write_training_set(augmented, intent, tmp_path, "s")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- nothing outside the set is read or written through the manifest ---------------------------
+@pytest.mark.parametrize("field", ["image", "caption_file"])
+@pytest.mark.parametrize("bad", ["../outside.txt", "1_original/../../outside.txt", "/etc/passwd",
+                                 "C:/Users/x.txt", "1_original\\x.txt", "x.txt",
+                                 "1_original/sub/x.txt", "./x.txt", "1_original/"])
+def test_manifest_paths_outside_a_group_folder_are_refused(written, field, bad):
+    _, ts = written
+    manifest = ts.path / MANIFEST
+    data = json.loads(manifest.read_text())
+    data["items"][2][field] = bad
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(InputError) as info:
+        read_training_set(ts.root)
+    message = str(info.value)
+    assert f"items.2.{field}" in message and repr(bad) in message
+    assert "'<group folder>/<file name>'" in message or "no '..'" in message
+    assert "delete dataset.json" in message
+
+
+def test_set_caption_never_writes_outside_the_set(written, tmp_path):
+    _, ts = written
+    item = ts.items[0]
+    with pytest.raises(ValueError, match="is not allowed"):  # checked on assignment too
+        item.caption_file = "../../outside.txt"
+    with pytest.raises(ValueError, match="is not allowed"):
+        TrainingItem(image="/etc/passwd", caption_file="1_a/x.txt", group="a", repeats=1)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret\n")
+    ts.caption_path(item).unlink()
+    (ts.path / item.caption_file).symlink_to(outside)
+    with pytest.raises(InputError, match="leads outside the set folder") as info:
+        ts.set_caption(item, "ohwx man")
+    assert item.image in str(info.value)
+    assert outside.read_text() == "secret\n" and item.caption != "ohwx man"
+    with pytest.raises(InputError, match="lead outside its folder") as info:  # nor read
+        read_training_set(ts.root)
+    assert item.caption_file in str(info.value) and str(outside) in str(info.value)
+
+
+def test_a_manifest_image_linked_to_outside_is_refused(written, tmp_path):
+    _, ts = written
+    item = ts.items[1]
+    outside = tmp_path / "elsewhere.png"
+    ts.image_path(item).rename(outside)
+    (ts.path / item.image).symlink_to(outside)
+    with pytest.raises(InputError, match="lead outside its folder") as info:
+        read_training_set(ts.root, check_hashes=True)
+    assert item.image in str(info.value)
+
+
+def test_links_within_the_set_still_work(written):
+    _, ts = written
+    item = ts.items[0]
+    real = ts.path / "1_original" / "real.txt"
+    ts.caption_path(item).rename(real)
+    (ts.path / item.caption_file).symlink_to(real)
+    assert read_training_set(ts.root).items[0].caption == item.caption
+
+
+def test_the_plain_kohya_reader_leaves_out_files_linked_to_outside(tmp_path):
+    root, elsewhere = tmp_path / "theirs", tmp_path / "elsewhere"
+    (root / "1_a").mkdir(parents=True)
+    elsewhere.mkdir()
+    noise(64, 64, 1).save(root / "1_a" / "real.png")
+    noise(64, 64, 2).save(elsewhere / "photo.png")
+    (elsewhere / "secret.txt").write_text("the secret\n")
+    (root / "1_a" / "linked.png").symlink_to(elsewhere / "photo.png")
+    noise(64, 64, 3).save(root / "1_a" / "captioned.png")
+    (root / "1_a" / "captioned.txt").symlink_to(elsewhere / "secret.txt")
+    (root / "1_a" / "inner.png").symlink_to(root / "1_a" / "real.png")  # within: kept
+    (root / "2_b").symlink_to(elsewhere, target_is_directory=True)
+    ts = read_training_set(root)
+    assert [i.image for i in ts.items] == ["1_a/inner.png", "1_a/real.png"]
+    assert not any("secret" in i.caption for i in ts.items)
+    text = "\n".join(ts.warnings)
+    assert "linked to outside the set folder" in text
+    for name in ["1_a/linked.png", "1_a/captioned.txt", "2_b/photo.png"]:
+        assert name in text

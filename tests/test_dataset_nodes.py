@@ -128,3 +128,15 @@ def test_load_training_set_reads_a_kohya_folder_made_elsewhere(pack, folders):
     assert "no dataset.json" in summary
     with pytest.raises(error_type(pack), match="not a training set"):
         load().load("photos", "")
+
+
+@pytest.mark.parametrize("name", ["LoadTrainingImages", "LoadTrainingSet"])
+def test_linked_folder_inputs_are_checked_when_the_node_runs(pack, folders, name):
+    # ComfyUI validates a linked input as None; the folder is known only at execution.
+    cls = node(pack, name)
+    assert cls.VALIDATE_INPUTS(None, "") is True
+    assert cls.VALIDATE_INPUTS("(type a path below)", None) is True
+    assert cls.VALIDATE_INPUTS(None, None) is True
+    args = (False, 2048) if name == "LoadTrainingImages" else ()
+    with pytest.raises(error_type(pack), match="does not exist"):
+        cls().load("(type a path below)", "no/such/folder", *args)

@@ -235,6 +235,40 @@ def test_other_architectures_are_refused_by_name(models_root, written, tmp_path,
     assert what in str(error.value) and str(path) in str(error.value)
 
 
+def _nine_channels(state):
+    """An inpainting checkpoint: the UNet's first conv reads latents + mask + masked latents."""
+    name = "model.diffusion_model.input_blocks.0.0.weight"
+    out, _, kh, kw = state[name].shape
+    state[name] = torch.randn(out, 9, kh, kw, generator=torch.Generator().manual_seed(0)) * 0.1
+
+
+def test_inpainting_checkpoint_loads_only_when_allowed_and_inpaints(models_root, written,
+                                                                    tmp_path):
+    import numpy as np
+
+    from intenttuner.augment.inpaint import inpaint
+    from intenttuner.augment.inpaint_base import InpaintSettings
+
+    path = _variant(written, tmp_path, _nine_channels)
+    with pytest.raises(InputError, match="allow_inpainting"):
+        FAMILY.load(path)
+    model = FAMILY.load(path, precision="fp32", allow_inpainting=True)
+    assert model.unet.config.in_channels == 9
+    pixels = np.full((64, 96, 3), 120, np.uint8)
+    mask = np.zeros((64, 96), bool)
+    mask[20:44, 30:60] = True
+    fast = InpaintSettings(steps=2, min_context_px=8, work_side=64)
+    out = np.asarray(inpaint([pixels], [mask], "diffusion", fast, model=model)[0]).astype(int)
+    diff = np.abs(out - pixels)
+    assert diff[~mask].max() == 0 and diff[mask].max() > 2
+
+
+def test_load_base_model_node_offers_inpainting_checkpoints_as_an_option(pack):
+    node = pack.NODE_CLASS_MAPPINGS["IntentTunerLoadBaseModel"]
+    option = node.INPUT_TYPES()["optional"]["allow_inpainting"]
+    assert option[0] == "BOOLEAN" and option[1]["default"] is False and option[1]["tooltip"]
+
+
 def test_checkpoint_without_vae_is_refused(models_root, written, tmp_path):
     path = _variant(written, tmp_path, lambda s: [s.pop(k) for k in list(s)
                                                   if k.startswith("first_stage_model.")])

@@ -102,3 +102,22 @@ def test_batches_need_sides_in_multiples_of_8(tmp_path):
     model = FAMILY.load(make_random_lama(tmp_path))
     with pytest.raises(InputError, match="multiples of 8"):
         model.inpaint(torch.zeros(1, 3, 20, 24), torch.zeros(1, 1, 20, 24))
+
+
+def test_loader_node_offers_only_the_precisions_lama_runs_in_and_lists_best_ckpt(
+        pack, models_root, state):
+    folder = models_root / "inpaint"
+    folder.mkdir()
+    lightning = {"generator.model." + k.removeprefix("model.model."): v for k, v in state.items()}
+    torch.save({"state_dict": lightning, "epoch": 40}, folder / "best.ckpt")
+    loader = pack.NODE_CLASS_MAPPINGS["IntentTunerLoadInpainter"]
+    required = loader.INPUT_TYPES()["required"]
+    options, spec = required["precision"]
+    assert options == ["auto", "fp32"] and spec["default"] == "auto"
+    assert "fp32 only" in spec["tooltip"] and "fp16" not in spec["tooltip"]
+    assert "best.ckpt" in required["model"][0]
+    for precision in options:  # every precision offered loads
+        assert loader().load("best.ckpt", precision)[0].dtype == torch.float32
+    # the other loaders keep their 16-bit choices
+    other = pack.NODE_CLASS_MAPPINGS["IntentTunerLoadSegmenter"].INPUT_TYPES()["required"]
+    assert "fp16" in other["precision"][0]

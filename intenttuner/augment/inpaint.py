@@ -28,7 +28,9 @@ the summary says so. The library's plain default (`DEFAULT_BACKEND`) is classica
 Every backend returns pixels outside the mask unchanged (see `inpaint_base.paste`), works on
 the mask's region plus context rather than the whole image, reports progress through the
 runtime and stops on Cancel before each batch (the diffusion backend also between steps).
-Images whose mask is empty are returned as they are, without running the model.
+Images whose mask is empty are returned as they are, without running the model. A mask
+covering the whole image leaves nothing to fill from: the classical backend paints it flat grey,
+LaMa and diffusion invent a picture (`masks` warns about such images).
 """
 
 from __future__ import annotations
@@ -89,13 +91,16 @@ def choose_backend(name: str, inpainter: Any = None,
 
 def inpaint(images: Sequence[ImageLike], masks: Sequence[np.ndarray], backend: str | Backend,
             settings: InpaintSettings | None = None, model: Any = None,
-            negatives: Sequence[str] | None = None) -> list[Image.Image]:
+            negatives: Sequence[str] | None = None,
+            seeds: Sequence[int] | None = None) -> list[Image.Image]:
     """Fill the masked pixels of each image; every other pixel stays exactly as it was.
 
     ``images``: PIL images or arrays in any mode `intenttuner.imageio` reads (filled as 8-bit
     RGB). ``masks``: one H x W array per image, non-zero = fill. ``model``: what the backend
     needs (``Backend.needs``). ``negatives``: per image, what was removed there (the diffusion
-    backend's negative prompt). Returns RGB PIL images, same sizes, in order.
+    backend's negative prompt). ``seeds``: per image, the diffusion backend's seed (default
+    ``settings.seed + i`` for the i-th image given; `removal` passes ``seed + source index``).
+    Returns RGB PIL images, same sizes, in order.
     """
     backend = get_backend(backend) if isinstance(backend, str) else backend
     settings = settings or InpaintSettings()
@@ -108,6 +113,9 @@ def inpaint(images: Sequence[ImageLike], masks: Sequence[np.ndarray], backend: s
     negatives = list(negatives) if negatives is not None else [""] * len(arrays)
     if len(negatives) != len(arrays):
         raise InputError(f"{len(negatives)} negative prompts for {len(arrays)} images.")
+    seeds = list(seeds) if seeds is not None else [settings.seed + i for i in range(len(arrays))]
+    if len(seeds) != len(arrays):
+        raise InputError(f"{len(seeds)} seeds for {len(arrays)} images.")
     regions: dict[int, Region] = {}
     for i, hole in enumerate(holes):
         box = mask_box(hole)
@@ -120,7 +128,7 @@ def inpaint(images: Sequence[ImageLike], masks: Sequence[np.ndarray], backend: s
         for batch in _batches(regions, settings.batch_size if backend.batched else 1):
             rt.check_interrupted()
             crops = [Crop(*cut(arrays[i], holes[i], regions[i]), negative=negatives[i],
-                          seed=settings.seed + i) for i in batch]
+                          seed=seeds[i]) for i in batch]
             filled = backend.fill(crops, settings, model)
             for i, pixels in zip(batch, filled, strict=True):
                 results[i] = paste(arrays[i], holes[i], regions[i], pixels)

@@ -35,7 +35,9 @@ class InpaintSettings:
     batch_size: int = 4  # lama / diffusion: regions of one size filled per model call
     steps: int = 20  # diffusion: denoising steps
     work_side: int = 0  # diffusion: longer side of the work region (0 = the model's native)
-    seed: int = 0  # diffusion: image i uses seed + i, so results do not depend on batching
+    # diffusion: training image i (its source index) uses seed + i, so a result depends
+    # neither on batching nor on which other images have something to remove
+    seed: int = 0
     guidance: float = 7.5  # diffusion: classifier-free guidance scale
     prompt: str = ""  # diffusion: what to paint instead ("" = `NEUTRAL_PROMPT`)
     negative: str = ""  # diffusion: added to each image's removed concepts in the negative
@@ -106,6 +108,17 @@ def context_size(box: Box, image_size: tuple[int, int], context: int) -> tuple[i
     """(w, h) of ``box`` with ``context`` px on each side, clipped to the image."""
     return (min(image_size[0], box[2] + context) - max(0, box[0] - context),
             min(image_size[1], box[3] + context) - max(0, box[1] - context))
+
+
+def learned_region(box: Box, image_size: tuple[int, int], settings: InpaintSettings, side: int,
+                   multiple: int, minimum: int, upscale: bool) -> Region:
+    """The region a learned backend (LaMa, diffusion) works on: ``box`` plus `learned_context`,
+    scaled so its longer side is ``side`` px (only ever downscaled unless ``upscale``), in sizes
+    that are multiples of ``multiple`` and at least ``minimum``."""
+    context = learned_context(box, settings)
+    scale = side / max(context_size(box, image_size, context))
+    return plan_region(box, image_size, context, scale if upscale else min(1.0, scale),
+                       multiple, minimum)
 
 
 def plan_region(box: Box, image_size: tuple[int, int], context: int, scale: float,

@@ -12,8 +12,10 @@ from that image (plus ``settings.negative``), so the model paints surroundings r
 deleted concept again. The work region (mask box plus context) is rescaled so its longer side
 is the model's native resolution (512 px for SD 1.5, 1024 px for SDXL; ``work_side`` overrides
 it): SD paints badly far from it. Regions of one work size go through the pipeline together;
-image i uses seed ``settings.seed + i`` (its own generator), so its result does not depend on
-its batch mates.
+each region has its own generator, seeded ``settings.seed + i`` for training image i (its
+source index), so its result depends neither on its batch mates nor on the other images' masks.
+A mask covering the whole image leaves nothing known: the model then paints the prompt from
+scratch (`masks` warns about such images).
 """
 
 from __future__ import annotations
@@ -25,16 +27,7 @@ import numpy as np
 from ..errors import InputError
 from ..families.sd_model import BaseModel
 from ..runtime import get_runtime
-from .inpaint_base import (
-    Backend,
-    Box,
-    Crop,
-    InpaintSettings,
-    Region,
-    context_size,
-    learned_context,
-    plan_region,
-)
+from .inpaint_base import Backend, Box, Crop, InpaintSettings, Region, learned_region
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +43,8 @@ def native_side(model: BaseModel) -> int:
 
 def _region(box: Box, size: tuple[int, int], settings: InpaintSettings,
             model: BaseModel) -> Region:
-    context = learned_context(box, settings)
-    side = settings.work_side or native_side(model)
-    scale = side / max(context_size(box, size, context))
-    return plan_region(box, size, context, scale, MULTIPLE, minimum=MULTIPLE)
+    return learned_region(box, size, settings, settings.work_side or native_side(model),
+                          MULTIPLE, MULTIPLE, upscale=True)
 
 
 def _fill(crops: list[Crop], settings: InpaintSettings, model: BaseModel) -> list[np.ndarray]:

@@ -15,23 +15,12 @@ import torch
 
 from ..errors import InputError
 from ..families.inpainter import MIN_SIDE, MULTIPLE, LamaModel
-from .inpaint_base import (
-    Backend,
-    Box,
-    Crop,
-    InpaintSettings,
-    Region,
-    context_size,
-    learned_context,
-    plan_region,
-)
+from .inpaint_base import Backend, Box, Crop, InpaintSettings, Region, learned_region
 
 
 def _region(box: Box, size: tuple[int, int], settings: InpaintSettings, model) -> Region:
-    context = learned_context(box, settings)
-    longer = max(context_size(box, size, context))
-    scale = min(1.0, settings.max_side / longer)
-    return plan_region(box, size, context, scale, MULTIPLE, minimum=MIN_SIDE)
+    return learned_region(box, size, settings, settings.max_side, MULTIPLE, MIN_SIDE,
+                          upscale=False)
 
 
 def _fill(crops: list[Crop], settings: InpaintSettings, model: LamaModel) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..drawing import font as load_font
+from .outline import outlined
 from .removal import Removal
 
 OUTLINE = (255, 0, 255)
@@ -41,8 +42,8 @@ def before_after(before: Image.Image, after: Image.Image, mask: np.ndarray | Non
     """``before`` and ``after`` side by side with ``mask`` outlined on both."""
     scale = min(1.0, max_side / max(before.size))
     size = (max(1, round(before.width * scale)), max(1, round(before.height * scale)))
-    halves = [_outlined(image.convert("RGB").resize(size, Image.Resampling.BILINEAR), mask)
-              for image in (before, after)]
+    halves = [outlined(image.convert("RGB").resize(size, Image.Resampling.BILINEAR), mask,
+                       OUTLINE) for image in (before, after)]
     gap = 6
     width = size[0] * 2 + gap
     text = "WARNING: " + warning if warning else label
@@ -62,29 +63,6 @@ def before_after(before: Image.Image, after: Image.Image, mask: np.ndarray | Non
         draw.text((3, bottom + 2 + k * LABEL_H), line,
                   fill=(255, 255, 255) if warning else (230, 230, 230), font=font)
     return canvas
-
-
-def _outlined(image: Image.Image, mask: np.ndarray | None) -> Image.Image:
-    if mask is None or not mask.any():
-        return image
-    small = np.asarray(Image.fromarray(mask).resize(image.size, Image.Resampling.NEAREST))
-    edge = small & ~_erode(small)
-    edge = edge | _shift_any(edge)  # two pixels wide, visible on photos
-    pixels = np.asarray(image).copy()
-    pixels[edge] = OUTLINE
-    return Image.fromarray(pixels)
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    """4-neighbour erosion (the image border counts as outside)."""
-    padded = np.pad(mask, 1, constant_values=False)
-    return (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
-            & padded[1:-1, :-2] & padded[1:-1, 2:])
-
-
-def _shift_any(mask: np.ndarray) -> np.ndarray:
-    padded = np.pad(mask, 1, constant_values=False)
-    return padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
 
 
 def summary(removal: Removal) -> str:

@@ -20,8 +20,10 @@ Overlap with *keep* / *modify* concepts (the "protected" ones), decided here onc
   are never subtracted: two boxes do not say which pixels belong to whom.
 
 Warnings (returned, meant for the preview and the summary): a mask covering more than
-``max_coverage`` of an image (kept: the user decides), a delete concept with no kept detection
-anywhere, an intent without delete concepts.
+``max_coverage`` of an image (kept: the user decides), and apart from that one a mask covering
+the whole image (nothing is left to fill from); a delete concept with no kept detection
+anywhere, or a whole-image (imagery) delete concept, which has no region to paint out (the
+captions handle it); an intent without delete concepts.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from ..detection.types import Detection, Detections
 from ..errors import InputError
-from ..intent.schema import Intent, Operation
+from ..intent.schema import Granularity, Intent, Operation
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,8 @@ def delete_masks(detections: Detections, intent: Intent, settings: MaskSettings 
                  if c.operation is not Operation.DELETE}
     images = [_image_mask(detections, i, names[i], set(delete), protected, settings)
               for i in range(count)]
-    return DeleteMasks(images, delete, _global_warnings(detections, delete), settings)
+    imagery = {c.name for c in intent.concepts if c.granularity is Granularity.IMAGERY}
+    return DeleteMasks(images, delete, _global_warnings(detections, delete, imagery), settings)
 
 
 def _image_mask(detections: Detections, index: int, name: str, delete: set[str],
@@ -128,7 +131,12 @@ def _image_mask(detections: Detections, index: int, name: str, delete: set[str],
         previous = result.concepts.get(d.concept)
         result.concepts[d.concept] = grown if previous is None else previous | grown
         result.mask |= grown
-    if result.coverage > settings.max_coverage:
+    if result.mask.size and result.mask.all():
+        result.warnings.append(
+            f"{name}: the delete mask covers the whole image, so there is nothing left to fill "
+            "from: the fill is invented (flat grey with the classical backend). Leave this "
+            "image out of the set or lower the dilation.")
+    elif result.coverage > settings.max_coverage:
         result.warnings.append(
             f"{name}: the delete mask covers {result.coverage:.0%} of the image (more than "
             f"{settings.max_coverage:.0%}), so most of it will be invented; check the preview "
@@ -233,12 +241,18 @@ def _report_taken(d: Detection, grown: np.ndarray, guards: _GuardMasks,
                          f"({protected[guard.concept]}): delete wins inside its own mask")
 
 
-def _global_warnings(detections: Detections, delete: list[str]) -> list[str]:
+def _global_warnings(detections: Detections, delete: list[str],
+                     imagery: set[str]) -> list[str]:
     if not delete:
         return ["The intent has no delete concepts: nothing is inpainted, the images pass "
                 "through unchanged."]
     warnings = []
     for concept in delete:
+        if concept in imagery:
+            warnings.append(f"Delete concept '{concept}' is a whole-image quality (imagery): "
+                            "it has no region to paint out, so no image is inpainted for it; "
+                            "the captions handle it.")
+            continue
         found = [d for entry in detections.images for d in entry.detections
                  if d.concept == concept]
         if any(d.kept for d in found):

@@ -10,9 +10,11 @@ Per concept operation (SPEC section 1, phase 2):
 - *delete* → no crop (IntentInpaint paints it out); *imagery* concepts (lighting, style) have no
   box → no crop: the whole originals carry them.
 
-Every source also yields one 'original' item. Each decision not to make a crop lands in
-`AugmentPlan.skipped` with its reason; each adjustment of a crop made (shifted at an edge,
-upscaled, merged with a duplicate) in its item's ``notes``. Where crops of different concepts
+Every source also yields one 'original' item (group 'original'); a crop's group is its
+concept's name, never the originals' (`types.crop_group`: a concept named 'original' crops into
+'original_crop'). Each decision not to make a crop lands in `AugmentPlan.skipped` with its
+reason; each adjustment of a crop made (shifted at an edge, upscaled, merged with a duplicate)
+in its item's ``notes``. Where crops of different concepts
 overlap, each crop keeps its own concept's operation; where a *delete* concept lies in a crop,
 delete wins (a concept the user never wants must never be learned), so inpainting may change
 part of a kept concept, which is warned about.
@@ -30,7 +32,7 @@ from ..detection.types import Detection, Detections
 from ..errors import InputError
 from ..intent.schema import Concept, Granularity, Intent
 from .regions import ASPECT_POLICIES, Fit, box_area, clip_box, crop_region, intersection, iou
-from .types import ORIGINAL_GROUP, AugmentPlan, CropItem
+from .types import ORIGINAL_GROUP, AugmentPlan, CropItem, crop_group
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ class _Skip:
     salient: bool = False  # a modify concept too large to need a crop: by design, not a loss
 
 
-def source_names(names: list[str] | None, count: int) -> list[str]:
+def given_names(names: list[str] | None, count: int) -> list[str]:
     """The provenance name of each of ``count`` sources: ``names``, or 'image_<i>' where none
     is given (``names`` None or empty, or an entry blank)."""
     if not names:
@@ -142,7 +144,7 @@ def plan_crops(intent: Intent, detections: Detections, sizes: list[tuple[int, in
     settings = settings or CropSettings()
     sizes = [(int(w), int(h)) for w, h in sizes]
     detections.check_images(sizes, "IntentCrop images")
-    names = source_names(names, len(sizes))
+    names = given_names(names, len(sizes))
     plan = AugmentPlan(settings=asdict(settings))
     concepts = {c.name: c for c in intent.concepts}
     plan.skipped += _uncropped_concepts(intent)
@@ -222,7 +224,7 @@ def _candidate(index: int, name: str, size: tuple[int, int], concept: Concept, d
     item = CropItem(source_index=index, source_name=name, operation=operation,
                     concept=concept.name, value=d.value, region=fit.region,
                     box=tuple(float(v) for v in d.box), out_size=out_size, resample=resample,
-                    group=concept.name, notes=notes)
+                    group=crop_group(concept.name, concept_order), notes=notes)
     return _Candidate(item=item, label=label,
                       rank=(operation == "keep", box_area(fit.region), d.score),
                       order=(concept_order.index(concept.name), fit.region[0], fit.region[1]))

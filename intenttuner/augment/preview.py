@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from ..drawing import font as load_font
 from ..intent.preview import BACKGROUND, COLOURS, TEXT
 from ..intent.schema import Operation
+from .outline import outlined
 from .render import render_item
 from .types import ORIGINAL_GROUP, Augmented, AugmentPlan, CropItem
 
@@ -83,9 +84,9 @@ def mask_warnings(augmented: Augmented) -> list[str]:
     IntentInpaint ran (``augmented.inpaint`` set) its own coverage warnings are in the plan's,
     so coverage is only checked here for masks that came another way."""
     warnings = []
-    names = {i.source_index: i.source_name for i in augmented.plan.items}
+    names = augmented.source_names()
     for index, (source, mask) in enumerate(zip(augmented.sources, augmented.masks, strict=True)):
-        name = names.get(index, f"image_{index}")
+        name = names[index]
         if mask is None:
             continue
         if mask.shape != (source.height, source.width):
@@ -137,7 +138,7 @@ def render_tile(source: Image.Image, item: CropItem, mask: np.ndarray | None = N
     share = 0.0
     if mask is not None and mask.shape == (source.height, source.width):
         x0, y0, x1, y1 = item.region
-        _outline(shown, mask[y0:y1, x0:x1])
+        shown = outlined(shown, mask[y0:y1, x0:x1], OUTLINE)
         share = mask_share(mask, item.region)
     tile = Image.new("RGB", (size + 2 * BORDER, size + 2 * BORDER + 2 * LINE + 4), BACKGROUND)
     left = BORDER + (size - shown.width) // 2
@@ -204,23 +205,6 @@ def _compose(tiles: list[Image.Image], lines: list[str], columns: int) -> Image.
     for i, tile in enumerate(tiles):
         page.paste(tile, (PAD + (i % columns) * cell_w, header + (i // columns) * cell_h))
     return page
-
-
-def _outline(shown: Image.Image, mask: np.ndarray) -> None:
-    """Draw the contour of ``mask`` (the region's part of the removal mask) on ``shown``."""
-    if not mask.any():
-        return
-    scaled = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(
-        shown.size, Image.Resampling.NEAREST)) > 127
-    padded = np.pad(scaled, 1)
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-    edge = scaled & ~interior
-    edge[1:, :] |= edge[:-1, :].copy()  # two pixels thick, so it shows at any size
-    edge[:, 1:] |= edge[:, :-1].copy()
-    edge &= scaled  # the line stays on the removed side
-    pixels = np.array(shown)
-    pixels[edge] = OUTLINE
-    shown.paste(Image.fromarray(pixels))
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:

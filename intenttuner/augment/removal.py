@@ -68,14 +68,16 @@ def remove_deleted(augmented: Augmented, detections: Detections, intent: Intent,
         raise InputError(f"The AUGMENTED plan refers to source image(s) {sorted(set(bad))}, but "
                          f"it holds {len(sources)}; re-run IntentCrop on these images.")
     detections.check_images([s.size for s in sources], "AUGMENTED source images")
-    masks = delete_masks(detections, intent, mask_settings, source_names(augmented))
+    masks = delete_masks(detections, intent, mask_settings, augmented.source_names())
 
     todo = [m for m in masks.images if m.mask.any()]
     phrases = {c.name: c.phrase for c in intent.concepts}
     started = time.perf_counter()
+    # seeds follow the source index, so one image's fill does not depend on the others' masks
     cleaned = inpaint([sources[m.index] for m in todo], [m.mask for m in todo], chosen,
                       settings, model,
-                      negatives=[", ".join(phrases[c] for c in m.concepts) for m in todo])
+                      negatives=[", ".join(phrases[c] for c in m.concepts) for m in todo],
+                      seeds=[settings.seed + m.index for m in todo])
     seconds = time.perf_counter() - started
     new_sources = list(sources)
     for image_mask, image in zip(todo, cleaned, strict=True):
@@ -95,15 +97,6 @@ def remove_deleted(augmented: Augmented, detections: Detections, intent: Intent,
     log.info("IntentInpaint: %d of %d image(s) cleaned with %s in %.1f s", len(todo),
              len(sources), chosen.name, seconds)
     return Removal(result, list(sources), masks, chosen.name, choice, seconds)
-
-
-def source_names(augmented: Augmented) -> list[str]:
-    """Each source's file name, from the plan's items (``image_<i>`` where none refers to it)."""
-    names = [f"image_{i}" for i in range(len(augmented.sources))]
-    for item in reversed(augmented.plan.items):
-        if 0 <= item.source_index < len(names):
-            names[item.source_index] = item.source_name
-    return names
 
 
 def _updated_plan(plan: AugmentPlan, masks: DeleteMasks, warnings: list[str]) -> AugmentPlan:

@@ -12,6 +12,7 @@ unless a field says otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,6 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Operation = Literal["original", "keep", "modify"]
 ORIGINAL_GROUP = "original"  # the group of the uncropped training images
+CROP_GROUP_SUFFIX = "_crop"  # keeps a concept named like ORIGINAL_GROUP out of it (`crop_group`)
+
+
+def crop_group(concept: str, concepts: Iterable[str] = ()) -> str:
+    """The training-set group of a crop of ``concept``: the concept's name, except that crops
+    never join the originals' group. A concept named ``ORIGINAL_GROUP`` gets ``_crop``
+    appended ("original_crop"), again while that is the name of another of the intent's
+    ``concepts``, so every concept keeps a group of its own."""
+    group = concept
+    taken = set(concepts) - {concept}
+    while group == ORIGINAL_GROUP or (group != concept and group in taken):
+        group += CROP_GROUP_SUFFIX
+    return group
 
 
 class _Model(BaseModel):
@@ -46,7 +60,9 @@ class CropItem(_Model):
     resample: str = Field(default="lanczos",
                           description="How the region is scaled to out_size ('lanczos', "
                                       "'bicubic', ... or 'none' when sizes are equal).")
-    group: str = Field(description="Training-set group ('original', or the concept name).")
+    group: str = Field(description="Training-set group: 'original' for originals, else the "
+                                   "concept name ('original_crop' for a concept named "
+                                   "'original'; see `crop_group`).")
     removed: list[str] = Field(default_factory=list,
                                description="Delete concepts painted out of this item.")
     notes: list[str] = Field(default_factory=list,
@@ -80,3 +96,12 @@ class Augmented:
     def __post_init__(self) -> None:
         if not self.masks:
             self.masks = [None] * len(self.sources)
+
+    def source_names(self) -> list[str]:
+        """Each source's file name, from the first plan item that refers to it (``image_<i>``
+        where none does)."""
+        names = [f"image_{i}" for i in range(len(self.sources))]
+        for item in reversed(self.plan.items):
+            if 0 <= item.source_index < len(names):
+                names[item.source_index] = item.source_name
+        return names

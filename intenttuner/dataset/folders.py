@@ -86,6 +86,18 @@ def resolve_folder(choice: str, typed: str, base: Path, what: str = "folder") ->
     return path
 
 
+def sha256_of(data: bytes | os.PathLike) -> str:
+    """Hex SHA-256 of ``data``, or of the file at that path (read in 1 MiB blocks); OSError
+    when the file cannot be read."""
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with open(data, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fingerprint(folder: Path, recursive: bool) -> str:
     """A cheap digest of a folder's listing (names, sizes, modification times), for ComfyUI's
     IS_CHANGED: adding, removing or editing a file re-runs the loader."""

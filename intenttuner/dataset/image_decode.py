@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
-from ..imageio import open_image, to_rgb_pil
+from ..imageio import is_16_bit_colour_png, open_image, to_rgb_pil
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,10 @@ SKIP_KINDS = (NOT_AN_IMAGE, EMPTY, TRUNCATED, CORRUPT, BOMB, TOO_SMALL, EXTREME_
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib",
                               ".tif", ".tiff", ".gif", ".avif", ".heic", ".heif"})
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
+# Formats Image.draft can DCT-scale: phone JPEGs with a depth map or preview (multi-picture
+# format) open as MPO, and their first frame is a plain JPEG.
+_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,11 @@ def _decode(path: Path, policy: DecodePolicy) -> Decoded:
         _check_size(width, height, policy)
         orientation = _orientation(image)
         target = fit_size(width, height, policy.max_side)
-        if image.format == "JPEG" and target != (width, height):
+        if can_draft(image) and target != (width, height):
             image.draft(None, target)  # DCT-domain downscale: decodes only what we keep
         _load(image)
         notes = _conversion_notes(image, orientation)
-        if _is_16_bit_colour_png(path):  # Pillow reads these as 8-bit; imageio keeps 16 bits
+        if _is_16_bit_colour_file(path):  # Pillow reads these as 8-bit; imageio keeps 16
             pixels = open_image(path)
         else:
             pixels = ImageOps.exif_transpose(image)
@@ -131,6 +133,12 @@ def _decode(path: Path, policy: DecodePolicy) -> Decoded:
     if rgb.size != target:
         rgb = rgb.resize(target, Image.Resampling.LANCZOS)
     return Decoded(rgb, (width, height), notes)
+
+
+def can_draft(image: Image.Image) -> bool:
+    """True when ``image`` (opened, not loaded) is a JPEG, MPO included, that `Image.draft` can
+    decode at 1/2, 1/4 or 1/8 scale."""
+    return image.format in _DRAFT_FORMATS
 
 
 def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -211,12 +219,9 @@ def _conversion_notes(image: Image.Image, orientation: int) -> list[str]:
     return notes
 
 
-def _is_16_bit_colour_png(path: Path) -> bool:
-    """True for a PNG whose IHDR says 16 bits per sample, colour type RGB (2) or RGBA (6)."""
+def _is_16_bit_colour_file(path: Path) -> bool:
     with open(path, "rb") as f:
-        head = f.read(26)
-    return (head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) == 26
-            and head[24] == 16 and head[25] in (2, 6))
+        return is_16_bit_colour_png(f.read(26))
 
 
 _heif_state: list[bool] = []  # [registered?] once tried

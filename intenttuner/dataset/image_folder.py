@@ -14,7 +14,6 @@ usable image at all is an error, and it lists why each file was skipped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..runtime import get_runtime
-from .folders import is_hidden, natural_key, walk_dirs
+from .folders import is_hidden, natural_key, sha256_of, walk_dirs
 from .image_decode import (
     CORRUPT,
     DUPLICATE,
@@ -172,14 +171,10 @@ def _check_file(path: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_of(path)
     except OSError as exc:
         raise SkipFile(UNREADABLE, exc.strerror or str(exc)) from None
-    return digest.hexdigest()
 
 
 def _nothing_usable(folder: Path, loaded: LoadedImages) -> str:

@@ -25,7 +25,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
@@ -42,6 +41,7 @@ from ..errors import InputError
 from ..imageio import to_rgb_pil
 from ..intent.schema import Intent
 from ..runtime import get_runtime
+from .folders import sha256_of
 from .kohya_read import read_training_set
 from .naming import group_folder, item_stem, next_free, set_name
 from .training_set import TrainingItem, TrainingSet, clean_caption
@@ -186,7 +186,7 @@ def _write_files(augmented: Augmented, training_set: TrainingSet, temp: Path) ->
             path.write_bytes(data)
             (temp / item.caption_file).write_text(item.caption + "\n", encoding="utf-8",
                                                   newline="\n")
-            item.size, item.sha256 = image.size, hashlib.sha256(data).hexdigest()
+            item.size, item.sha256 = image.size, sha256_of(data)
             bar.update(1)
 
 

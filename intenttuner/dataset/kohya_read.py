@@ -9,21 +9,31 @@ What trainers read is the folder, so the folder decides where it and the manifes
 - an image in a group folder that the manifest does not list is reported (trainers will use it;
   it has no provenance);
 - with ``check_hashes``, an image whose bytes changed since writing is reported.
+
+Nothing outside the set's folder is read: a manifest entry whose file is a symlink leading out
+of it is an error naming the entry; in a plain kohya folder, image and caption files (or whole
+group folders) linked to elsewhere are left out and reported. Links within the set work.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from pathlib import Path
 
 from PIL import Image
+from pydantic import ValidationError
 
 from ..errors import InputError
-from .folders import is_hidden, natural_key
-from .training_set import MANIFEST, TrainingItem, TrainingSet, clean_caption
+from .folders import is_hidden, natural_key, sha256_of
+from .training_set import (
+    MANIFEST,
+    TrainingItem,
+    TrainingSet,
+    clean_caption,
+    outside_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +65,7 @@ def looks_like_training_set(folder: Path) -> bool:
         return True
     try:
         children = [c for c in folder.iterdir() if c.is_dir() and KOHYA_FOLDER.match(c.name)]
-        return any(_images_in(c) for c in children)
+        return any(_images_in(c, folder) for c in children)
     except OSError:
         return False
 
@@ -64,7 +74,7 @@ def read_plain_kohya(root: Path) -> TrainingSet:
     """A kohya folder without our manifest: one group per ``<repeats>_<name>`` folder."""
     items: list[TrainingItem] = []
     groups: dict[str, int] = {}
-    ignored_folders, unreadable, no_caption = [], [], []
+    ignored_folders, unreadable, no_caption, outside, odd_names = [], [], [], [], []
     for folder in sorted((p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)),
                          key=lambda p: natural_key(p.name)):
         match = KOHYA_FOLDER.match(folder.name)
@@ -73,24 +83,32 @@ def read_plain_kohya(root: Path) -> TrainingSet:
             continue
         group = match["name"] if match["name"] not in groups else folder.name
         repeats = int(match["repeats"])
-        for image in _images_in(folder):
+        for image in _images_in(folder, root, outside):
             relative = f"{folder.name}/{image.name}"
+            caption_path = image.with_suffix(".txt")
+            if caption_path.is_file() and outside_target(root, caption_path) is not None:
+                outside.append(f"{folder.name}/{caption_path.name}")
+                continue
             size = _header_size(image)
             if size is None:
                 unreadable.append(relative)
                 continue
-            caption_path = image.with_suffix(".txt")
             if caption_path.is_file():
                 caption = clean_caption(caption_path.read_text(encoding="utf-8",
                                                                errors="replace"))
             else:
                 caption = ""
                 no_caption.append(relative)
+            try:
+                item = TrainingItem(
+                    image=relative, caption_file=f"{folder.name}/{caption_path.name}",
+                    caption=caption, caption_source="file", group=group, repeats=repeats,
+                    size=size)
+            except ValidationError:  # a '\\' or ':' in a name: a different file on Windows
+                odd_names.append(relative)
+                continue
             groups[group] = repeats
-            items.append(TrainingItem(
-                image=relative, caption_file=f"{folder.name}/{caption_path.name}",
-                caption=caption, caption_source="file", group=group, repeats=repeats,
-                size=size))
+            items.append(item)
     if not items:
         raise InputError(f"{root} is not a training set: it has no {MANIFEST} and no "
                          "<repeats>_<name> folder (e.g. '10_face') with images in it.")
@@ -105,7 +123,13 @@ def read_plain_kohya(root: Path) -> TrainingSet:
     if no_caption:
         warnings.append(f"{len(no_caption)} image(s) have no .txt caption (kohya then uses "
                         "the folder's class name): " + _some(no_caption))
-    top_level = _images_in(root)
+    if outside:
+        warnings.append("left out files linked to outside the set folder (copy them in to "
+                        "use them): " + _some(outside))
+    if odd_names:
+        warnings.append("left out files whose names hold '\\' or ':' (rename them): "
+                        + _some(odd_names))
+    top_level = _images_in(root, root)
     if top_level:
         warnings.append(f"{len(top_level)} image(s) directly in the set folder are ignored "
                         "here and by kohya (ComfyUI's reader uses them once): "
@@ -117,6 +141,14 @@ def read_plain_kohya(root: Path) -> TrainingSet:
 
 def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
     root = training_set.path
+    escaping = [f"{item.image!r}: {name!r} -> {target}" for item in training_set.items
+                for name in (item.image, item.caption_file)
+                if (target := outside_target(root, root / name)) is not None]
+    if escaping:
+        raise InputError(f"{MANIFEST} of the training set at {root} lists {len(escaping)} "
+                         f"file(s) that lead outside its folder (symlinks): {_some(escaping)}. "
+                         "Replace the links with the files themselves, or remove those "
+                         f"entries from {MANIFEST}.")
     missing = [name for item in training_set.items for name in (item.image, item.caption_file)
                if not (root / name).is_file()]
     if missing:
@@ -130,11 +162,11 @@ def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
         if text != item.caption:
             item.caption, item.caption_source = text, "user"
             edited.append(item.caption_file)
-        if check_hashes and item.sha256 and _sha256(root / item.image) != item.sha256:
+        if check_hashes and item.sha256 and sha256_of(root / item.image) != item.sha256:
             changed.append(item.image)
     listed = {item.image for item in training_set.items}
     folders = {item.image.split("/")[0] for item in training_set.items}
-    extra = [f"{f}/{p.name}" for f in sorted(folders) for p in _images_in(root / f)
+    extra = [f"{f}/{p.name}" for f in sorted(folders) for p in _images_in(root / f, root)
              if f"{f}/{p.name}" not in listed]
     if edited:
         training_set.warnings.append(f"{len(edited)} caption(s) edited outside IntentTuner, "
@@ -148,13 +180,21 @@ def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
                                      + _some(extra))
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _images_in(folder: Path, root: Path, outside: list[str] | None = None) -> list[Path]:
+    """Image files in ``folder``, natural order, leaving out those whose real path is outside
+    ``root`` (their ``<folder>/<name>`` is added to ``outside``)."""
     try:
         files = [p for p in folder.iterdir() if p.is_file() and not is_hidden(p.name)
                  and p.suffix.lower() in KOHYA_IMAGE_EXTENSIONS]
     except OSError:
         return []
-    return sorted(files, key=lambda p: natural_key(p.name))
+    inside = []
+    for path in sorted(files, key=lambda p: natural_key(p.name)):
+        if outside_target(root, path) is None:
+            inside.append(path)
+        elif outside is not None:
+            outside.append(f"{folder.name}/{path.name}")
+    return inside
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
@@ -164,14 +204,6 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             return image.size
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _some(names: list[str]) -> str:

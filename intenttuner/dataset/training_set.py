@@ -10,6 +10,10 @@ Folder" read)::
 Captions are the only thing that changes after writing: CaptionRefine calls `set_caption` for
 each item it rewrites (the ``.txt`` file, atomically) and then `save_manifest`. Paths in the
 manifest are relative to the root ('/'-separated), so a set can be moved or copied whole.
+
+Nothing outside the set is ever read or written through the manifest: every item path must be
+exactly ``<group folder>/<file name>`` (`check_set_path`), and every file must really lie inside
+the set's folder (`outside_target`; a symlink to elsewhere is refused, one within the set works).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..augment.types import Operation
 from ..errors import InputError
+from ..weights.locate import check_relative_name
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +39,15 @@ SCHEMA_VERSION = 1
 CaptionSource = Literal["placeholder", "captioner", "refined", "user", "file"]
 
 
-class _Model(BaseModel):
+class _Model(BaseModel):  # the same base as augment.types._Model (kept per package)
     model_config = ConfigDict(extra="forbid")
 
 
 class TrainingItem(_Model):
     """One image of the set, its caption, and where it came from."""
+
+    # validate_assignment: a path changed after loading is checked like one read from JSON
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     image: str = Field(description="Image file relative to the set root: '2_face/x_0001.png'.")
     caption_file: str = Field(description="Its caption file, relative to the root.")
@@ -66,6 +74,12 @@ class TrainingItem(_Model):
         default=None, description="XYXY source pixels of the detection a crop was planned from.")
     removed: list[str] = Field(default_factory=list,
                                description="Delete concepts painted out of this item.")
+
+    @field_validator("image", "caption_file")
+    @classmethod
+    def _in_a_group_folder(cls, value: str) -> str:
+        check_set_path(value)
+        return value
 
 
 class TrainingSet(_Model):
@@ -102,10 +116,12 @@ class TrainingSet(_Model):
         return self.path.name
 
     def image_path(self, item: TrainingItem) -> Path:
-        return self.path / item.image
+        """The item's image file; `InputError` when it leads outside the set (a symlink)."""
+        return self._inside(item, item.image)
 
     def caption_path(self, item: TrainingItem) -> Path:
-        return self.path / item.caption_file
+        """The item's caption file; `InputError` when it leads outside the set (a symlink)."""
+        return self._inside(item, item.caption_file)
 
     def steps_per_epoch(self) -> int:
         """Images a trainer sees per epoch: every item times its repeats."""
@@ -146,6 +162,15 @@ class TrainingSet(_Model):
         write_text_atomic(path, self.model_dump_json(indent=2) + "\n")
         return path
 
+    def _inside(self, item: TrainingItem, name: str) -> Path:
+        path = self.path / name
+        target = outside_target(self.path, path)
+        if target is not None:
+            raise InputError(f"{MANIFEST} entry {item.image!r}: {name!r} leads outside the set "
+                             f"folder {self.root} (to {target}). Replace the link with the file "
+                             "itself, or remove the entry from dataset.json.")
+        return path
+
     def _find(self, item: TrainingItem | int | str) -> TrainingItem:
         if isinstance(item, int):
             if not 0 <= item < len(self.items):
@@ -175,11 +200,35 @@ class TrainingSet(_Model):
         try:
             training_set = cls.model_validate(data)
         except ValidationError as exc:
-            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: "
+                               f"{e['msg'].removeprefix('Value error, ')}"
                                for e in exc.errors()[:5])
-            raise InputError(f"{path} is not a valid training set manifest: {errors}.") from None
+            raise InputError(f"{path} is not a valid training set manifest: {errors}. Fix or "
+                             f"remove those entries, or delete {MANIFEST} to read the folder as "
+                             "a plain kohya set (captions kept, provenance lost).") from None
         training_set.root = str(root.resolve())
         return training_set
+
+
+def check_set_path(name: str) -> None:
+    """Refuse an item path that is not exactly ``<group folder>/<file name>``, '/'-separated:
+    no absolute path, ``..``, drive letter or backslash (it would read or write outside the set,
+    or mean different files on Windows and Linux)."""
+    check_relative_name(name, "path")
+    parts = name.split("/")
+    if "\\" in name or len(parts) != 2 or not all(p.strip() for p in parts) or "." in parts:
+        raise InputError(f"path {name!r} is not allowed: an item path is '<group folder>/<file "
+                         "name>' with '/' (e.g. '2_face/x_0001.png').")
+
+
+def outside_target(root: Path, path: Path) -> Path | None:
+    """Where ``path`` really leads (symlinks and ``..`` resolved) when that is outside ``root``'s
+    real path, else None. An unresolvable path (a link loop) counts as outside."""
+    try:
+        target = path.resolve()
+        return None if target.is_relative_to(root.resolve()) else target
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python < 3.13
+        return path
 
 
 def clean_caption(text: str) -> str:

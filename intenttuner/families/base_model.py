@@ -38,26 +38,31 @@ from . import sd_configs
 from .base import Family, Package, check_family, resolve_dtype
 from .sd_configs import CLIP_PREFIXES, OPEN_CLIP_G_PREFIX, UNET_PREFIX, VAE_PREFIX
 from .sd_folder import load_diffusers_folder, load_scheduler, load_tokenizer
-from .sd_model import UNSUPPORTED, BaseModel, Kind
+from .sd_model import INPAINTING_CHANNELS, UNSUPPORTED, BaseModel, Kind, inpainting_problem
 from .sd_single_file import clip_from_ldm, open_clip_from_ldm, unet_from_ldm, vae_from_ldm
 
 log = logging.getLogger(__name__)
 
 
-def load_base_model(path: Path, precision: str = "auto") -> BaseModel:
+def load_base_model(path: Path, precision: str = "auto", allow_inpainting: bool = False
+                    ) -> BaseModel:
     """Load an SD 1.5 / SDXL single-file checkpoint or diffusers folder (see module docstring).
 
     ``precision``: "auto" (fp16 on CUDA, else fp32), "fp32", "fp16" or "bf16" — the dtype of
     every loaded module. Raises WeightsNotFoundError, WeightsCorruptError,
     WrongModelFamilyError (not a diffusion checkpoint) or InputError (another architecture,
     e.g. SD 2.x, SD3, Flux, inpainting or v-prediction models).
+
+    ``allow_inpainting`` accepts inpainting checkpoints (a 9-channel UNet input: latents, mask,
+    masked image) for IntentInpaint's diffusion backend. Off by default, because a LoRA is
+    trained on a 4-channel base and a 9-channel model cannot be trained on like one.
     """
     FAMILY.require()
     path = Path(path)
     dtype = resolve_dtype(precision, get_runtime().torch_device())
     if path.is_dir():
-        return load_diffusers_folder(path, dtype)
-    return _load_single_file(path, dtype)
+        return load_diffusers_folder(path, dtype, allow_inpainting)
+    return _load_single_file(path, dtype, allow_inpainting)
 
 
 def sniff(names: Iterable[str]) -> bool:
@@ -66,7 +71,7 @@ def sniff(names: Iterable[str]) -> bool:
     return any(n.startswith(UNET_PREFIX) for n in names)
 
 
-def _load_single_file(path: Path, dtype: torch.dtype) -> BaseModel:
+def _load_single_file(path: Path, dtype: torch.dtype, allow_inpainting: bool) -> BaseModel:
     state = None
     if path.suffix.lower() in SAFE_FILE_EXTENSIONS:
         # The header alone tells what the file is, before gigabytes are read.
@@ -76,7 +81,7 @@ def _load_single_file(path: Path, dtype: torch.dtype) -> BaseModel:
         state = load_state_dict(path)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
     check_family(FAMILY, path, shapes)
-    kind = detect_kind(shapes, path)
+    kind = detect_kind(shapes, path, allow_inpainting)
     try:
         overrides = sd_configs.infer_overrides(kind, shapes)
     except KeyError as exc:
@@ -104,9 +109,10 @@ def _load_single_file(path: Path, dtype: torch.dtype) -> BaseModel:
         )
 
 
-def detect_kind(shapes: Mapping[str, tuple[int, ...]], path: Path) -> Kind:
+def detect_kind(shapes: Mapping[str, tuple[int, ...]], path: Path,
+                allow_inpainting: bool = False) -> Kind:
     """"sd15" or "sdxl" from an original-layout checkpoint's tensor names/shapes; InputError
-    naming the architecture for anything else."""
+    naming the architecture for anything else (inpainting checkpoints only when allowed)."""
 
     def has(prefix: str) -> bool:
         return any(k.startswith(prefix) for k in shapes)
@@ -126,9 +132,9 @@ def detect_kind(shapes: Mapping[str, tuple[int, ...]], path: Path) -> Kind:
         other = "a v-prediction checkpoint"
     elif "edm_mean" in shapes:
         other = "a Playground v2.5 (EDM) checkpoint"
-    elif shapes[UNET_PREFIX + "input_blocks.0.0.weight"][1] != 4:
-        other = "an inpainting / instruct-pix2pix checkpoint (UNet input has "
-        other += f"{shapes[UNET_PREFIX + 'input_blocks.0.0.weight'][1]} channels, not 4)"
+    elif (channels := shapes[UNET_PREFIX + "input_blocks.0.0.weight"][1]) not in (
+            (4, INPAINTING_CHANNELS) if allow_inpainting else (4,)):
+        other = inpainting_problem(channels)
     if other:
         raise InputError(f"{path} is {other}, which is {UNSUPPORTED}. Use an SD 1.5 or SDXL base "
                          "checkpoint (or a fine-tune of one).")

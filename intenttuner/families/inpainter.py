@@ -52,6 +52,7 @@ _PREFIXES = ("generator.model.", SPANDREL_PREFIX, "model.")
 _MARKER = "1.bn_l.running_mean"  # the first Fourier block's norm: present in every LaMa
 MULTIPLE = 8  # LaMa downsamples three times: height and width must be multiples of 8
 MIN_SIDE = 16  # spandrel's size requirement for LaMa
+PRECISIONS = ("auto", "fp32")  # LaMa runs in fp32 only (`load_inpainter`); auto = fp32
 DEFAULT_FILE = "big-lama.safetensors"
 TORCHSCRIPT_HINT = (
     f"Use a safetensors copy instead: pick {DEFAULT_FILE} in Load Inpaint Model (it downloads "
@@ -106,7 +107,7 @@ def load_inpainter(path: Path, precision: str = "auto") -> LamaModel:
     WeightsCorruptError (TorchScript, truncated, incomplete), WrongModelFamilyError or InputError.
     """
     FAMILY.require()
-    if precision not in ("auto", "fp32"):
+    if precision not in PRECISIONS:
         raise InputError(f"LaMa runs in fp32 only (precision '{precision}' was asked for): its "
                          "Fourier convolutions lose too much precision in 16 bits. Pick auto "
                          "or fp32; the model is only 0.2 GB.")

@@ -14,13 +14,14 @@ import torch
 
 from ..errors import InputError, WeightsCorruptError, WeightsNotFoundError
 from . import sd_configs
-from .sd_model import UNSUPPORTED, BaseModel, Kind
+from .sd_model import INPAINTING_CHANNELS, UNSUPPORTED, BaseModel, Kind, inpainting_problem
 
 _PIPELINE_KINDS = {"StableDiffusionPipeline": "sd15", "StableDiffusionXLPipeline": "sdxl"}
 _EOS = "<|endoftext|>"
 
 
-def load_diffusers_folder(folder: Path, dtype: torch.dtype) -> BaseModel:
+def load_diffusers_folder(folder: Path, dtype: torch.dtype, allow_inpainting: bool = False
+                          ) -> BaseModel:
     """An SD 1.5 / SDXL `BaseModel` from a diffusers folder, every module in ``dtype``;
     InputError for other pipelines and architectures."""
     index_file = folder / "model_index.json"
@@ -42,7 +43,7 @@ def load_diffusers_folder(folder: Path, dtype: torch.dtype) -> BaseModel:
 
     unet = _from_pretrained(UNet2DConditionModel, folder, "unet", dtype)
     scheduler = load_scheduler(folder)
-    _check_folder_architecture(folder, kind, unet, scheduler)
+    _check_folder_architecture(folder, kind, unet, scheduler, allow_inpainting)
     return BaseModel(
         kind=kind, source=folder, unet=unet, scheduler=scheduler,
         vae=_from_pretrained(AutoencoderKL, folder, "vae", dtype),
@@ -85,11 +86,13 @@ def _weights_variant(sub: Path) -> str | None:
     return "fp16" if not plain and any(".fp16." in n for n in names) else None
 
 
-def _check_folder_architecture(folder: Path, kind: Kind, unet: Any, scheduler: Any) -> None:
+def _check_folder_architecture(folder: Path, kind: Kind, unet: Any, scheduler: Any,
+                               allow_inpainting: bool) -> None:
+    allowed = (4, INPAINTING_CHANNELS) if allow_inpainting else (4,)
     if kind == "sd15" and unet.config.cross_attention_dim == 1024:
         problem = "a Stable Diffusion 2.x model (OpenCLIP-H text encoder)"
-    elif unet.config.in_channels != 4:
-        problem = f"an inpainting-type model (UNet input has {unet.config.in_channels} channels)"
+    elif unet.config.in_channels not in allowed:
+        problem = inpainting_problem(unet.config.in_channels)
     elif scheduler.config.get("prediction_type") == "v_prediction":
         problem = "a v-prediction model"
     else:

@@ -72,3 +72,14 @@ class BaseModel:
                                            requires_safety_checker=False)
         return StableDiffusionXLPipeline(**common, text_encoder_2=self.text_encoder_2,
                                          tokenizer_2=self.tokenizer_2, add_watermarker=False)
+
+
+INPAINTING_CHANNELS = 9  # latents 4 + mask 1 + masked-image latents 4
+
+
+def inpainting_problem(channels: int) -> str:
+    """What a UNet with ``channels`` input channels is, for the refusal message."""
+    if channels == INPAINTING_CHANNELS:
+        return ("an inpainting checkpoint (9-channel UNet input); it is accepted only for "
+                "IntentInpaint's diffusion backend (allow_inpainting on Load Base Model)")
+    return f"an instruct-pix2pix-type checkpoint (UNet input has {channels} channels, not 4)"

@@ -40,8 +40,9 @@ MODEL_FOLDERS: dict[str, ModelFolder] = {
         ModelFolder("loras", (".safetensors",), False, "LoRA files"),
         # Where ComfyUI's inpainting packs (comfyui-inpaint-nodes, LaMa removers) keep LaMa and
         # MAT. ``.pt`` is listed so a TorchScript big-lama.pt shows up and is refused with the
-        # fix, rather than missing from the dropdown without a word.
-        ModelFolder("inpaint", (".safetensors", ".pt", ".pth"), False,
+        # fix, rather than missing from the dropdown without a word; ``.ckpt`` for LaMa's own
+        # Lightning training checkpoint (best.ckpt), which loads.
+        ModelFolder("inpaint", (".safetensors", ".pt", ".pth", ".ckpt"), False,
                     "inpainting models (LaMa) that remove deleted concepts"),
         # The BERT tokenizer the original GroundingDINO checkpoints need; the GroundingDINO+SAM
         # packs keep it at models/bert-base-uncased.
