@@ -120,6 +120,12 @@ def batch_to_pils(images) -> list[Image.Image]:
     return [to_rgb_pil(np.clip(frame, 0.0, 1.0)) for frame in array]
 
 
+def batches_to_pils(batches) -> list[Image.Image]:
+    """A list of IMAGE batches (what a node with ``INPUT_IS_LIST`` gets: images of different
+    sizes, each item itself a batch) flattened into RGB PIL images, in order."""
+    return [pil for batch in batches for pil in batch_to_pils(batch)]
+
+
 def pils_to_batch(images: list[ImageLike]):
     """Same-size images (PIL or numpy, any mode) as a ComfyUI IMAGE batch: float32 tensor
     B x H x W x 3 in [0, 1], at full precision (16-bit sources keep their 16 bits)."""

@@ -15,13 +15,11 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .errors import OfflineError
 from .families import get_family
 from .families.base import Family
-from .runtime import get_runtime
-from .weights.download import downloads_blocked, ensure_entry, manual_instructions
-from .weights.locate import find_entry, list_models, resolve_model
-from .weights.manifest import Manifest, WeightEntry, load_manifest
+from .weights.download import ensure_entry
+from .weights.locate import list_models, resolve_model
+from .weights.manifest import WeightEntry, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ def resolve_weights(family: Family, name: str) -> Path:
             return resolve_model(folder, name.removesuffix(tag))
     entry = next((e for e in _entries(family) if e.target == name), None)
     if entry is not None:
-        _check_downloadable(entry, load_manifest())
         return ensure_entry(entry)
     return resolve_model(family.folder, name)
 
@@ -79,37 +76,6 @@ def load_model(family_name: str, name: str | None = None, **options: Any) -> Any
         log.info("loaded %s from %s in %.1f s", family.title, path,
                  time.perf_counter() - started)
     return model
-
-
-def _check_downloadable(entry: WeightEntry, manifest: Manifest) -> None:
-    """Raise one OfflineError naming every missing file of ``entry`` and of the entries it
-    requires, when any of them cannot be downloaded.
-
-    ``ensure_entry`` fetches requirements first and stops at the first it cannot get, so
-    offline a missing groundingdino_swint_ogc.pth was reported as a missing BERT tokenizer
-    alone; the user then fixed that and learnt about the checkpoint on the next run.
-    """
-    missing = [e for e in _with_requirements(entry, manifest) if find_entry(e) is None]
-    reasons = {e.id: downloads_blocked(e) for e in missing}
-    if not any(reasons.values()):
-        return
-    runtime = get_runtime()
-    parts = [manual_instructions(e, runtime.download_dir(e.folder),
-                                 reasons[e.id] or "is needed too: fetch it with the rest")
-             for e in missing]
-    raise OfflineError("\n\n".join(parts))
-
-
-def _with_requirements(entry: WeightEntry, manifest: Manifest) -> list[WeightEntry]:
-    """``entry`` followed by every entry it requires, directly or not, each once."""
-    found: dict[str, WeightEntry] = {}
-    pending = [entry]
-    while pending:
-        current = pending.pop(0)
-        if current.id not in found:
-            found[current.id] = current
-            pending += [manifest.get(r) for r in current.requires]
-    return list(found.values())
 
 
 def _entries(family: Family) -> list[WeightEntry]:

@@ -16,7 +16,7 @@ from ..intenttuner.augment.plan import (
 from ..intenttuner.augment.preview import render_pages, summary
 from ..intenttuner.augment.regions import ASPECT_POLICIES
 from ..intenttuner.augment.types import Augmented
-from ..intenttuner.imageio import batch_to_pils, pils_to_batch
+from ..intenttuner.imageio import batches_to_pils, pils_to_batch
 from ..intenttuner.runtime import get_runtime
 from . import types
 from .schema import ROOT_CATEGORY, combo
@@ -110,10 +110,9 @@ class IntentCrop:
             max_upscale=max_upscale[0], modify_area=modify_area[0],
             max_crops_per_concept_per_image=max_crops_per_concept_per_image[0],
             dedupe_iou=dedupe_iou[0])
-        pils = [pil for batch in images for pil in batch_to_pils(batch)]
-        sizes = [p.size for p in pils]
-        detections[0].check_images(sizes, "IntentCrop images")
-        plan = plan_crops(intent[0], detections[0], sizes, names, settings)
+        pils = batches_to_pils(images)
+        # plan_crops checks these are the images the detections were made on.
+        plan = plan_crops(intent[0], detections[0], [p.size for p in pils], names, settings)
         augmented = Augmented(plan=plan, sources=pils)
         pages = render_pages(augmented)
         text = summary(augmented)

@@ -12,7 +12,7 @@ from ..intenttuner.detection.detect import DetectSettings, detect_concepts
 from ..intenttuner.detection.preview import render_image, summary
 from ..intenttuner.detection.ref_filter import FilterSettings, filter_by_references
 from ..intenttuner.families.base import Package, require_packages
-from ..intenttuner.imageio import batch_to_pils, pils_to_batch
+from ..intenttuner.imageio import batches_to_pils, pils_to_batch
 from ..intenttuner.runtime import get_runtime
 from . import types
 from .schema import ROOT_CATEGORY
@@ -24,11 +24,6 @@ _OUTPUT_TOOLTIPS = (
     "Each image with its labelled boxes (a list, one per image).",
     "Boxes per concept, and warnings (concepts never found...).",
 )
-
-
-def _images(images: list) -> list:
-    """Flatten a ComfyUI list of IMAGE batches into PIL images, in order."""
-    return [pil for batch in images for pil in batch_to_pils(batch)]
 
 
 def _outputs(pils: list, detections) -> dict:
@@ -93,7 +88,7 @@ class ConceptDetect(_DetectionNode):
 
     def detect(self, images, intent, detector, box_threshold, text_threshold, segmenter=None):
         require_packages(self.requires(), self.DISPLAY_NAME)
-        pils = _images(images)
+        pils = batches_to_pils(images)
         settings = DetectSettings(box_threshold=box_threshold[0],
                                   text_threshold=text_threshold[0])
         detections = detect_concepts(pils, intent[0], detector[0],
@@ -130,7 +125,7 @@ class RefFilter(_DetectionNode):
         }}
 
     def filter(self, images, detections, intent, image_encoder, threshold, top_k):
-        pils = _images(images)
+        pils = batches_to_pils(images)
         settings = FilterSettings(threshold=threshold[0], top_k=top_k[0])
         filtered = filter_by_references(pils, detections[0], intent[0], image_encoder[0],
                                         settings)

@@ -61,8 +61,29 @@ def ensure_entry(entry: WeightEntry, manifest: Manifest | None = None) -> Path:
     """Return the local path of ``entry`` (and of the entries it requires), downloading what
     is missing. Raises OfflineError when it is missing and cannot be downloaded."""
     manifest = manifest or load_manifest()
+    _check_downloadable(entry, manifest)
+    return _ensure(entry, manifest)
+
+
+def _check_downloadable(entry: WeightEntry, manifest: Manifest) -> None:
+    """Raise one OfflineError naming every missing file of ``entry`` and of the entries it
+    requires, when any of them cannot be downloaded: fetching stops at the first it cannot get,
+    so offline a missing groundingdino_swint_ogc.pth was reported as a missing BERT tokenizer
+    alone, and the user learnt about the checkpoint only on the next run."""
+    missing = [e for e in manifest.with_requirements(entry) if find_entry(e) is None]
+    reasons = {e.id: downloads_blocked(e) for e in missing}
+    if not any(reasons.values()):
+        return
+    rt = get_runtime()
+    raise OfflineError("\n\n".join(
+        manual_instructions(e, rt.download_dir(e.folder),
+                            reasons[e.id] or "is needed too: fetch it with the rest")
+        for e in missing))
+
+
+def _ensure(entry: WeightEntry, manifest: Manifest) -> Path:
     for required in entry.requires:
-        ensure_entry(manifest.get(required), manifest)
+        _ensure(manifest.get(required), manifest)
     found = find_entry(entry)
     if found is not None:
         return found

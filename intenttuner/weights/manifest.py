@@ -84,6 +84,17 @@ class Manifest:
         known = ", ".join(e.id for e in self.entries)
         raise InputError(f"no weight entry '{entry_id}' in the manifest; known: {known}")
 
+    def with_requirements(self, entry: WeightEntry) -> list[WeightEntry]:
+        """``entry`` followed by every entry it requires, directly or not, each once."""
+        found: dict[str, WeightEntry] = {}
+        pending = [entry]
+        while pending:
+            current = pending.pop(0)
+            if current.id not in found:
+                found[current.id] = current
+                pending += [self.get(r) for r in current.requires]
+        return list(found.values())
+
     def for_family(self, family: str) -> list[WeightEntry]:
         return [e for e in self.entries if e.family == family]
 
