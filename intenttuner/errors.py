@@ -65,3 +65,8 @@ class InputError(IntentTunerError, ValueError):
 
 class LLMError(IntentTunerError):
     """An LLM endpoint could not be used: unreachable, slow, refusing, or answering nonsense."""
+
+
+class LLMUnavailableError(LLMError):
+    """The endpoint cannot answer at all (unreachable, timed out, key rejected, out of quota):
+    asking it again in the same run would fail the same way."""

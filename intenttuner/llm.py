@@ -111,7 +111,7 @@ class LLMSettings:
         try:
             import openai
         except ImportError:
-            raise MissingDependencyError("openai", "The LLM intent parser") from None
+            raise MissingDependencyError("openai", "The LLM (intent parsing, caption refinement)") from None
         return openai.OpenAI(base_url=self.base_url, api_key=self.api_key() or _NO_KEY,
                              timeout=self.timeout_s, max_retries=0)
 

@@ -13,6 +13,8 @@ import logging
 from ..intenttuner.families.base import missing_packages
 from . import comfy_bridge
 from .augment import NODES as AUGMENT_NODES
+from .captions import NODES as CAPTION_NODES
+from .captions_review import NODES as CAPTION_REVIEW_NODES
 from .dataset import NODES as DATASET_NODES
 from .detect import NODES as DETECT_NODES
 from .inpaint import NODES as INPAINT_NODES
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 comfy_bridge.install()
 
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
-             *INPAINT_NODES, *DATASET_NODES]
+             *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,
+             *CAPTION_REVIEW_NODES]
 
 
 def _missing_packages(cls) -> list:

@@ -18,7 +18,11 @@ from ..intenttuner.dataset.folders import (
 from ..intenttuner.dataset.image_decode import DecodePolicy
 from ..intenttuner.dataset.image_folder import load_image_folder
 from ..intenttuner.dataset.kohya import IF_EXISTS, MAX_REPEATS, write_training_set
-from ..intenttuner.dataset.kohya_read import looks_like_training_set, read_training_set
+from ..intenttuner.dataset.kohya_read import (
+    looks_like_training_set,
+    read_training_set,
+    training_set_fingerprint,
+)
 from ..intenttuner.errors import InputError
 from ..intenttuner.imageio import pils_to_batch
 from ..intenttuner.runtime import get_runtime
@@ -194,8 +198,8 @@ class LoadTrainingSet:
     @classmethod
     def IS_CHANGED(cls, folder: str, path: str):
         try:
-            return fingerprint(resolve_folder(folder, path, _base(), "training set folder"),
-                               recursive=True)
+            return training_set_fingerprint(
+                resolve_folder(folder, path, _base(), "training set folder"))
         except Exception:  # noqa: BLE001 - ComfyUI reports the error when the node runs
             return float("nan")
 

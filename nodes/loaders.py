@@ -82,9 +82,13 @@ class LoadImageEncoder(_ModelLoader):
 
 class LoadCaptioner(_ModelLoader):
     FAMILY = "captioner"
-    DISPLAY_NAME = "Load Captioner (BLIP)"
-    DESCRIPTION = "Loads the image captioner that writes the first caption of each training image."
-    MODEL_TOOLTIP = "A BLIP captioning model folder (default: BLIP large, ~1.9 GB)."
+    DISPLAY_NAME = "Load Captioner (Florence-2 / BLIP)"
+    DESCRIPTION = ("Loads the image captioner that writes the first caption of each training "
+                   "image: Florence-2 (short, detailed or paragraph captions; needs transformers "
+                   ">= 4.56) or BLIP (one short sentence; any transformers).")
+    MODEL_TOOLTIP = ("A Florence-2 or BLIP captioning model folder. Default: Florence-2 base "
+                     "(florence-community conversion, ~0.46 GB); Florence-2 large (~1.5 GB) "
+                     "writes finer detail, BLIP large (~1.9 GB) works on older transformers.")
     RETURN_TYPES = (types.CAPTIONER,)
     RETURN_NAMES = ("captioner",)
     OUTPUT_TOOLTIPS = ("The loaded captioner, for CaptionRefine.",)

@@ -40,6 +40,8 @@ DESCRIPTIONS = {
                       "and keep the detections that match your reference boxes.",
     "augment": "Intent-guided augmentation: load a training folder, find the concepts, crop "
                "kept and small modified ones, paint deleted ones out, save a kohya training set.",
+    "captions": "Intent-aligned captions for a training set (run augment first): Florence-2 "
+                "captions refined by the intent's rules, then reviewed and edited by hand.",
 }
 NOTE_TITLE = "About this workflow"
 THUMBNAIL_SIZE = (640, 400)  # the template browser shows cards of about this size

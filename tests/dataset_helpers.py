@@ -22,11 +22,11 @@ def noise(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
 
 
-def sample_intent(lib: str = "intenttuner"):
+def sample_intent(lib: str = "intenttuner", trigger_words=("ohwx", "man")):
     intent_cls = module(lib, "intent.schema").Intent
     return intent_cls.model_validate({
-        "description": "ohwx: keep his face, switch jackets, never a necklace.",
-        "trigger_words": ["ohwx", "man"], "domain": "portrait",
+        "description": f"{trigger_words[0]}: keep his face, switch jackets, never a necklace.",
+        "trigger_words": list(trigger_words), "domain": "portrait",
         "concepts": [
             {"name": "face", "phrase": "face", "granularity": "instance", "operation": "keep"},
             {"name": "jacket", "phrase": "jacket", "granularity": "instance",

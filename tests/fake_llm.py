@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +25,8 @@ class FakeLLM:
     replies: list[Reply] = field(default_factory=list)  # consumed in order; the last repeats
     unsupported_formats: set[str] = field(default_factory=set)  # e.g. {"json_schema"}
     requests: list[dict] = field(default_factory=list)  # {"headers": ..., "body": ...}
+    # When set, answers every request instead of `replies`: request body -> reply (or its text)
+    respond: Callable[[dict], Reply | str] | None = None
 
     def start(self) -> str:
         fake = self
@@ -40,7 +43,11 @@ class FakeLLM:
                 kind = (body.get("response_format") or {}).get("type")
                 if kind in fake.unsupported_formats:
                     return self._error(400, f"response_format type '{kind}' is not supported")
-                reply = fake.replies.pop(0) if len(fake.replies) > 1 else fake.replies[0]
+                if fake.respond is not None:
+                    reply = fake.respond(body)
+                    reply = Reply(reply) if isinstance(reply, str) else reply
+                else:
+                    reply = fake.replies.pop(0) if len(fake.replies) > 1 else fake.replies[0]
                 time.sleep(reply.delay)
                 if reply.status != 200:
                     return self._error(reply.status, reply.message or "error")

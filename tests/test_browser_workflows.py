@@ -21,9 +21,10 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
 RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_load"]
 LOAD_ONLY = ["concept_detect"]  # its default models are real weights, downloaded on first use
 # Run with tiny random models in place of the default weights (same loaders, same formats).
-RUN_WITH_TINY_MODELS = ["augment"]
+# captions runs on the set the augment run writes, so it comes after it.
+RUN_WITH_TINY_MODELS = ["augment", "captions"]
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
-        "IntentTunerLoadImageEncoder": "image_encoder"}
+        "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner"}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,8 @@ def write_training_folder(folder):
 
 
 def write_tiny_models(models):
-    """Tiny random detector, SAM and image encoder where ComfyUI's loaders list them; returns
-    {loader node type: widget value}."""
+    """Tiny random detector, SAM, image encoder and captioner where ComfyUI's loaders list them;
+    returns {loader node type: widget value}."""
     from intenttuner.families import FAMILIES
     from intenttuner.tiny import TINY_BUILDERS
 
@@ -110,6 +111,19 @@ SET_WIDGETS = """(values) => {
 }"""
 
 
+def run_shipped(frontend, name: str, values: dict) -> dict:
+    """Set ``values`` ({node type: {widget: value}}) on the loaded workflow ``name``, queue it
+    as a user does, wait for success; returns {node type: its outputs in the history}."""
+    server = frontend.server
+    frontend.page.evaluate(SET_WIDGETS, values)
+    finished = len(server.get("/history"))
+    frontend.queue()
+    entry = server.wait_for_history(finished + 1, timeout=300)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    return {node["type"]: entry["outputs"].get(str(node["id"]), {})
+            for node in shipped_workflows()[name]["nodes"]}
+
+
 def test_augment_workflow_runs_from_folder_to_training_set(frontend):
     """Load Training Images -> Concept Detect -> Reference Filter -> IntentCrop ->
     IntentInpaint -> Save Training Set, as a user runs it, with tiny models in place of the
@@ -122,13 +136,7 @@ def test_augment_workflow_runs_from_folder_to_training_set(frontend):
     values["IntentTunerRefFilter"] = {"threshold": -1.0}
     values["IntentTunerIntentCrop"] = {"min_size": 64}  # the tiny detector's boxes are small
     values["IntentTunerSaveTrainingSet"] = {"name": "pia"}
-    frontend.page.evaluate(SET_WIDGETS, values)
-    finished = len(server.get("/history"))
-    frontend.queue()
-    entry = server.wait_for_history(finished + 1, timeout=300)
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    outputs = {node["type"]: entry["outputs"].get(str(node["id"]), {})
-               for node in shipped_workflows()["augment"]["nodes"]}
+    outputs = run_shipped(frontend, "augment", values)
     report = outputs["IntentTunerLoadTrainingImages"]["text"][0]
     assert "3 of 4 loaded" in report and "notes.png (not an image" in report, report
     crop_text = outputs["IntentTunerIntentCrop"]["text"][0]
@@ -152,3 +160,31 @@ def test_augment_workflow_runs_from_folder_to_training_set(frontend):
     assert len(outputs["IntentTunerIntentInpaint"]["images"]) == len(originals)
     # "No clouds in the background": with every box kept, each original has clouds painted out.
     assert all("clouds" in i.removed for i in originals), [i.removed for i in originals]
+
+
+def test_captions_workflow_captions_the_set_the_augment_workflow_wrote(frontend):
+    """Load Training Set (the "pia" set written by the augment run above) -> Caption Refine
+    (tiny random Florence-2) -> Caption Review, as a user runs it: every image gets its caption
+    beside it on disk, following the intent, and the review panel lists them all."""
+    server = frontend.server
+    sets = list((server.base / "input" / "training_sets").glob("pia*/dataset.json"))
+    assert len(sets) == 1, "the augment workflow test writes this set first"
+    assert frontend.load_workflow(shipped_workflows()["captions"]) == []
+    values = {"IntentTunerLoadCaptioner": {"model": frontend.tiny_models[
+                  "IntentTunerLoadCaptioner"]},
+              "IntentTunerLoadTrainingSet": {"path": f"training_sets/{sets[0].parent.name}"},
+              "IntentTunerCaptionRefine": {"max_new_tokens": 12}}
+    outputs = run_shipped(frontend, "captions", values)
+    from intenttuner.dataset.kohya import read_training_set
+
+    training_set = read_training_set(sets[0].parent)
+    assert training_set.items and all(i.caption_source == "refined" for i in training_set.items)
+    for item in training_set.items:
+        on_disk = (training_set.path / item.caption_file).read_text(encoding="utf-8").strip()
+        assert on_disk == item.caption and on_disk.lower().startswith("pia"), on_disk
+        assert "cloud" not in on_disk  # "No clouds in the background"
+    report = outputs["IntentTunerCaptionRefine"]["text"][0]
+    assert f"{len(training_set.items)} caption(s) refined" in report, report
+    assert len(outputs["IntentTunerCaptionRefine"]["images"]) == 1  # the contact sheet
+    listed = outputs["IntentTunerCaptionReview"]["it_captions"]
+    assert [e["caption"] for e in listed] == [i.caption for i in training_set.items]

@@ -382,3 +382,19 @@ def test_the_plain_kohya_reader_leaves_out_files_linked_to_outside(tmp_path):
     assert "linked to outside the set folder" in text
     for name in ["1_a/linked.png", "1_a/captioned.txt", "2_b/photo.png"]:
         assert name in text
+
+
+def test_the_fingerprint_ignores_captions_the_pack_writes_but_not_hand_edits(written):
+    from intenttuner.dataset.kohya_read import training_set_fingerprint
+
+    _, ts = written
+    before = training_set_fingerprint(ts.root)
+    ts.set_caption(0, "ohwx, man, a new caption", source="refined")
+    ts.save_manifest()
+    assert training_set_fingerprint(ts.root) == before  # file and manifest agree
+    (ts.path / ts.items[1].caption_file).write_text("typed by hand\n", encoding="utf-8")
+    edited = training_set_fingerprint(ts.root)
+    assert edited != before
+    image = ts.path / ts.items[2].image
+    image.write_bytes(image.read_bytes() + b"\0")
+    assert training_set_fingerprint(ts.root) != edited

@@ -1,4 +1,5 @@
-"""BLIP captioner: folder checks, loading through FAMILY.load, batched and prompted captions."""
+"""BLIP captioner: folder checks, loading through the registry, batched and prompted captions.
+(Florence-2, the default captioner: test_family_captioner_florence.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from intenttuner import loading
 from intenttuner.errors import InputError, WeightsCorruptError, WrongModelFamilyError
 from intenttuner.families import captioner
-from intenttuner.families.captioner import FAMILY
+from intenttuner.families.captioner import DETAILS, FAMILY
+from intenttuner.imageio import to_rgb_pil
 from intenttuner.tiny.captioner import TINY_DIR, make_tiny
 
 # Random models rarely stop early; short captions keep the file fast.
@@ -49,13 +52,30 @@ def test_tiny_folder_has_the_real_file_layout(models_root):
         assert (tiny_dir / name).is_file(), name
 
 
-def test_rgba_and_greyscale_images_get_string_captions(blip):
+def test_loads_through_the_registry_with_kind_and_identity(tiny_dir):
+    blip = loading.load_model("captioner", TINY_DIR)
+    assert blip.kind == "blip"
+    assert blip.identity == f"blip:{TINY_DIR}"
+    assert FAMILY.load(tiny_dir).identity == blip.identity
+
+
+def test_images_of_any_mode_are_captioned_as_rgb(blip):
     rgba = _noise(40, 60, 0).convert("RGBA")
     rgba.putalpha(128)
     grey = _noise(50, 30, 1).convert("L")
-    captions = blip.caption([rgba, grey], max_new_tokens=TOKENS)
-    assert len(captions) == 2
+    deep = Image.fromarray(np.arange(30 * 50, dtype=np.uint16).reshape(30, 50) * 40)  # I;16
+    images = [rgba, grey, deep]
+    captions = blip.caption(images, max_new_tokens=TOKENS)
+    assert captions == blip.caption([to_rgb_pil(i) for i in images], max_new_tokens=TOKENS)
     assert all(isinstance(c, str) and c for c in captions)
+
+
+def test_detail_is_checked_but_blip_has_one_style(blip):
+    image = [_noise(32, 32, 9)]
+    captions = {blip.caption(image, detail=d, max_new_tokens=TOKENS)[0] for d in DETAILS}
+    assert len(captions) == 1
+    with pytest.raises(InputError, match="detail 'long' is not one of"):
+        blip.caption(image, detail="long")
 
 
 def test_batched_captions_match_one_by_one_for_mixed_sizes(blip):
@@ -85,9 +105,10 @@ def test_empty_list_gives_no_captions(blip):
     assert blip.caption([]) == []
 
 
-def test_bad_generation_settings_are_rejected(blip):
+@pytest.mark.parametrize("setting", ["num_beams", "batch_size", "max_new_tokens"])
+def test_bad_generation_settings_are_rejected(blip, setting):
     with pytest.raises(InputError, match="at least 1"):
-        blip.caption([_noise(8, 8, 5)], num_beams=0)
+        blip.caption([_noise(8, 8, 5)], **{setting: 0})
 
 
 def test_a_file_inside_the_folder_loads_the_folder(tiny_dir):
@@ -115,8 +136,6 @@ def test_blip_without_caption_decoder_is_rejected(tiny_dir):
         FAMILY.load(tiny_dir)
 
 
-
-
 def test_truncated_weights_are_reported_corrupt(tiny_dir):
     weights = tiny_dir / "model.safetensors"
     data = weights.read_bytes()
@@ -127,13 +146,15 @@ def test_truncated_weights_are_reported_corrupt(tiny_dir):
 
 @pytest.mark.parametrize("missing", [
     ["config.json"], ["model.safetensors"], ["preprocessor_config.json"],
+    ["tokenizer_config.json"],
     ["tokenizer.json", "vocab.txt"],  # either one alone is enough for a tokenizer
 ])
 def test_incomplete_folder_is_reported(tiny_dir, missing):
     for name in missing:
         (tiny_dir / name).unlink()
-    with pytest.raises(WeightsCorruptError, match="(?i)download"):
+    with pytest.raises(WeightsCorruptError, match="(?i)download") as info:
         FAMILY.load(tiny_dir)
+    assert missing[0] in str(info.value)
 
 
 def test_sniff(tiny_dir):

@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Leaves: errors, image conversion, fonts, LLM settings, the package itself, and the table
     # of model folders (plain data, read by the runtime).
     ("core", ("intenttuner", "intenttuner.errors", "intenttuner.imageio", "intenttuner.drawing",
-              "intenttuner.llm", "intenttuner.weights.folders")),
+              "intenttuner.llm", "intenttuner.llm_chat", "intenttuner.weights.folders")),
     ("runtime", ("intenttuner.runtime",)),  # the host's services: devices, folders, progress
     ("weights", ("intenttuner.weights",)),  # manifest, locating, downloading, safe loading
     ("families", ("intenttuner.families",)),  # the model registry, loaders, model wrappers

@@ -17,6 +17,7 @@ group folders) linked to elsewhere are left out and reported. Links within the s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -137,6 +138,36 @@ def read_plain_kohya(root: Path) -> TrainingSet:
     training_set = TrainingSet(groups=groups, items=items, warnings=warnings)
     training_set.root = str(root.resolve())
     return training_set
+
+
+def training_set_fingerprint(root: str | os.PathLike) -> str:
+    """What a re-read of the set at ``root`` would see differently, as a digest (for Load
+    Training Set's IS_CHANGED): every file's name, size and modification time, except the
+    manifest and the caption files, of which only the names count, plus the text of any caption
+    that differs from its manifest entry (a hand edit). So the captions the pack itself writes
+    (Caption Refine, Caption Review: file and manifest together) leave the loader cached, and
+    the nodes between it and them do not run again; a caption edited in a text editor does not."""
+    root = Path(root)
+    try:
+        manifest = {item.caption_file: item.caption
+                    for item in TrainingSet.from_manifest(root).items}
+    except InputError:
+        manifest = {}
+    entries = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            relative = path.relative_to(root).as_posix()
+            if relative == MANIFEST or is_hidden(name):
+                continue
+            if path.suffix.lower() == ".txt":
+                text = clean_caption(path.read_text(encoding="utf-8", errors="replace"))
+                entries.append(relative if manifest.get(relative) == text
+                               else f"{relative}|{text}")
+                continue
+            stat = path.stat()
+            entries.append(f"{relative}|{stat.st_size}|{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:

@@ -57,6 +57,12 @@ class TrainingItem(_Model):
         description="Who wrote the caption: 'placeholder' (trigger words + concept, written "
                     "with the set), 'captioner' / 'refined' (CaptionRefine), 'user' (edited by "
                     "hand), 'file' (read from a set made elsewhere).")
+    raw_caption: str | None = Field(
+        default=None, description="What the captioner wrote for this image, before the intent "
+                                  "rules (kept so re-refining needs no captioner run).")
+    raw_caption_by: str | None = Field(
+        default=None, description="Which captioner and detail wrote raw_caption "
+                                  "('florence2:Florence-2-base/detailed').")
     group: str = Field(description="Its group: 'original' or a concept name.")
     repeats: int = Field(ge=1, description="Times the trainer repeats it per epoch (its "
                                            "group's repeats).")

@@ -1,79 +1,96 @@
-"""BLIP image captioning (transformers), for dataset captions.
+"""Image captioners (transformers): Florence-2 (the default) and BLIP, for dataset captions.
 
-A captioner is a Hugging Face model folder in ``models/captioners``; the default is
-``models/captioners/blip-image-captioning-large/`` (Salesforce/blip-image-captioning-large:
-``config.json``, ``model.safetensors``, ``preprocessor_config.json``, ``vocab.txt``,
-``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``). It is opened with
-``from_pretrained(folder, local_files_only=True)``: nothing is downloaded, and transformers
-reads ``model.safetensors`` (or a ``.bin`` with ``weights_only=True``).
+A captioner is a Hugging Face model folder in ``models/captioners``; ``load`` reads its
+``config.json`` and dispatches on ``model_type``:
 
-    captioner = FAMILY.load(models_dir / "captioners" / "blip-image-captioning-large")
-    captioner.caption(images)                               # ["a dog running on a beach", ...]
-    captioner.caption(images, prompt="a photography of")    # prompt steers, is not returned
+- ``"florence2"``: Florence-2 through transformers' native ``Florence2ForConditionalGeneration``
+  (transformers >= 4.56), e.g. ``models/captioners/Florence-2-base/`` from
+  florence-community/Florence-2-base (the default) or -large. Microsoft's own
+  ``microsoft/Florence-2-*`` folders need ``trust_remote_code`` and are refused with a message
+  pointing at the florence-community conversion. See ``captioner_florence.py``.
+- ``"blip"``: BLIP captioning, e.g. ``models/captioners/blip-image-captioning-large/``
+  (Salesforce/blip-image-captioning-large), which also works on older transformers. See
+  ``captioner_blip.py``.
+
+Folders are opened with ``from_pretrained(folder, local_files_only=True)``: nothing is
+downloaded, and transformers reads ``model.safetensors`` (or a ``.bin`` with
+``weights_only=True``). Every captioner has the same interface:
+
+    captioner = FAMILY.load(models_dir / "captioners" / "Florence-2-base")
+    captioner.kind        # "florence2" | "blip"
+    captioner.identity    # "florence2:Florence-2-base": names model and folder (caption caches)
+    captioner.caption(images, detail="detailed", batch_size=8)  # one string per image
+
+This module holds the family, the folder checks, the dispatch and what both share: the
+settings check and the batching loop (progress, Cancel, RGB conversion).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
-from ..errors import InputError, WeightsCorruptError, WrongModelFamilyError
+from ..errors import InputError, WeightsCorruptError, WeightsNotFoundError, WrongModelFamilyError
 from ..imageio import to_rgb_pil
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
 from ..weights.folders import MODEL_FOLDERS
-from .base import Family, Package, resolve_dtype, synthetic_image
+from .base import Family, Package, synthetic_image
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPE = "blip"
-ARCHITECTURE = "BlipForConditionalGeneration"
+# How much a caption says: Florence-2 writes one sentence, a few sentences or a paragraph
+# (its <CAPTION>, <DETAILED_CAPTION>, <MORE_DETAILED_CAPTION> tasks); BLIP has one style.
+DETAILS = ("short", "detailed", "more_detailed")
+KINDS = {"florence2": "Florence-2", "blip": "BLIP"}  # config.json model_type -> name
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
 def sniff(tensor_names: Iterable[str]) -> bool:
-    """True for BLIP captioning weights: a ``vision_model`` plus a ``text_decoder`` (BLIP
-    retrieval/VQA checkpoints have no decoder; BLIP-2 has a Q-Former and a language model)."""
+    """True for captioning weights of a kind this family loads (Florence-2 or BLIP)."""
     names = list(tensor_names)
-    return any(n.startswith("vision_model.") for n in names) and any(
-        n.startswith("text_decoder.") for n in names
-    )
+    return sniff_florence(names) or sniff_blip(names)
 
 
-def load(path: str | Path, precision: str = "auto") -> BlipCaptioner:
-    """Load the BLIP captioning folder ``path`` (a file inside it is accepted too).
+def sniff_blip(names: Sequence[str]) -> bool:
+    """BLIP captioning weights: a ``vision_model`` plus a ``text_decoder`` (BLIP retrieval/VQA
+    checkpoints have no decoder; BLIP-2 has a Q-Former and a language model)."""
+    return (any(n.startswith("vision_model.") for n in names)
+            and any(n.startswith("text_decoder.") for n in names))
+
+
+def sniff_florence(names: Sequence[str]) -> bool:
+    """Native (converted) Florence-2 weights: the DaViT tower, its projector and the BART
+    encoder-decoder under ``model.``."""
+    return all(any(n.startswith(prefix) for n in names) for prefix in (
+        "model.vision_tower.", "model.multi_modal_projector.", "model.language_model.encoder."))
+
+
+def load(path: str | Path, precision: str = "auto") -> Any:
+    """Load the captioner folder ``path`` (a file inside it is accepted too).
 
     ``precision``: ``"auto"`` (fp16 on CUDA, fp32 elsewhere), ``"fp32"``, ``"fp16"``, ``"bf16"``.
-    Raises WrongModelFamilyError when the folder holds another kind of model and
-    WeightsCorruptError when files are missing or truncated.
+    Raises WrongModelFamilyError when the folder holds another kind of model (or Microsoft's
+    remote-code Florence-2), WeightsCorruptError when files are missing or truncated, and
+    MissingDependencyError when transformers is too old for the model.
     """
     FAMILY.require()
-    from transformers import BlipForConditionalGeneration, BlipProcessor
-
     folder = _model_folder(Path(path))
-    check_folder(folder)
-    runtime = get_runtime()
-    dtype = resolve_dtype(precision, runtime.torch_device())
-    try:
-        processor = BlipProcessor.from_pretrained(str(folder), local_files_only=True)
-        model = BlipForConditionalGeneration.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise WeightsCorruptError(
-            f"{folder} could not be loaded as a BLIP captioner ({str(exc).splitlines()[0]}). "
-            f"It needs config.json, model.safetensors, preprocessor_config.json and the "
-            "tokenizer files (vocab.txt, tokenizer.json, tokenizer_config.json, "
-            "special_tokens_map.json); download the folder again."
-        ) from None
-    # Loaded in the file's dtype then cast: the from_pretrained dtype keyword was renamed
-    # between transformers 4 and 5.
-    model.to(dtype).eval()
-    log.info("loaded BLIP captioner (%s) from %s", dtype, folder)
-    return BlipCaptioner(runtime.manage(model), processor, dtype)
+    config, _ = check_folder(folder)
+    if config.get("model_type") == "florence2":
+        from .captioner_florence import load_florence
+
+        return load_florence(folder, precision)
+    from .captioner_blip import load_blip
+
+    return load_blip(folder, precision)
 
 
 def _model_folder(path: Path) -> Path:
@@ -83,17 +100,16 @@ def _model_folder(path: Path) -> Path:
         return path.parent
     if path.is_file():
         raise WrongModelFamilyError(
-            f"{path} is a single file, but BLIP captioners are Hugging Face model folders: put "
-            "the whole folder (config.json, model.safetensors, preprocessor and tokenizer "
-            f"files) in models/{FAMILY.folder}/<name>/."
+            f"{path} is a single file, but captioners (Florence-2, BLIP) are Hugging Face "
+            "model folders: put the whole folder (config.json, model.safetensors, "
+            f"preprocessor and tokenizer files) in models/{FAMILY.folder}/<name>/."
         )
-    from ..errors import WeightsNotFoundError
-
     raise WeightsNotFoundError(f"Captioner folder not found: {path}")
 
 
-def check_folder(folder: Path) -> None:
-    """Raise unless ``folder`` holds a BLIP captioning model (config and weight names)."""
+def check_folder(folder: Path) -> tuple[dict, list[str] | None]:
+    """Raise unless ``folder`` holds a complete captioner of a supported kind; returns its
+    config and tensor names (None when only a pickle ``.bin`` holds the weights)."""
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise WeightsCorruptError(
@@ -104,20 +120,29 @@ def check_folder(folder: Path) -> None:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise WeightsCorruptError(f"{config_path} is not valid JSON ({exc}).") from None
+    kind = config.get("model_type")
+    if kind == "florence2":
+        from .captioner_florence import refuse_remote_code
+
+        refuse_remote_code(folder, config)  # before the weights: their names differ too
     names = _tensor_names(folder)
     # model_type "blip" also covers the retrieval and VQA heads, which have no caption decoder.
-    if config.get("model_type") != MODEL_TYPE or (names is not None and not sniff(names)):
+    matches = {"florence2": sniff_florence, "blip": sniff_blip}.get(kind)
+    if matches is None or (names is not None and not matches(names)):
         _raise_wrong_family(folder, config, names)
-    # transformers falls back to defaults (an empty vocabulary!) when these are missing
     missing = [name for name in ("preprocessor_config.json", "tokenizer_config.json")
                if not (folder / name).is_file()]
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+    if kind == "florence2" and not ((folder / "tokenizer.json").is_file() or all(
+            (folder / name).is_file() for name in ("vocab.json", "merges.txt"))):
+        missing.append("tokenizer.json (or vocab.json and merges.txt)")
+    if kind == "blip" and not any((folder / n).is_file() for n in ("tokenizer.json", "vocab.txt")):
         missing.append("tokenizer.json or vocab.txt")
-    if missing:
+    if missing:  # transformers would fall back to defaults (an empty vocabulary!)
         raise WeightsCorruptError(
             f"{folder} is incomplete: {', '.join(missing)} missing. Download the captioner "
             "folder again."
         )
+    return config, names
 
 
 def _tensor_names(folder: Path) -> list[str] | None:
@@ -145,74 +170,107 @@ def _raise_wrong_family(folder: Path, config: dict, names: list[str] | None) -> 
 
     kind = config.get("model_type") or "unknown"
     archs = ", ".join(config.get("architectures") or []) or "no architectures listed"
+    expected = f"{KINDS[kind]} image captioner" if kind in KINDS else "image captioner"
     other = guess_family(names) if names else None
     if other is not None and other.name != FAMILY.name:
         where = (f"It looks like a {other.title} model: move it to models/{other.folder} "
                  f"({MODEL_FOLDERS[other.folder].purpose}).")
     else:
-        where = (f"Captioners here must be BLIP ({ARCHITECTURE}, e.g. "
-                 "Salesforce/blip-image-captioning-large).")
+        where = ("Captioners here must be Florence-2 (florence-community/Florence-2-base or "
+                 "-large) or BLIP captioning (e.g. Salesforce/blip-image-captioning-large).")
     raise WrongModelFamilyError(
-        f"{folder} holds a '{kind}' model ({archs}), not a BLIP image captioner. {where}"
+        f"{folder} holds a '{kind}' model ({archs}), not a {expected}. {where}"
     )
 
 
-class BlipCaptioner:
-    """A loaded BLIP captioning model: batched beam-search captions for PIL images."""
+@dataclass(frozen=True)
+class Settings:
+    """One caption call's generation settings, checked."""
 
-    def __init__(self, managed: ManagedModel, processor, dtype: torch.dtype):
+    detail: str
+    max_new_tokens: int
+    num_beams: int
+    prompt: str | None = None  # BLIP only
+
+
+class Captioner:
+    """What the captioners share: settings checks and the batching loop. Subclasses set
+    ``kind`` and ``max_tokens`` and implement ``_caption_batch``."""
+
+    kind: str
+    max_tokens: dict[str, int]  # detail -> default max_new_tokens
+
+    def __init__(self, managed: ManagedModel, processor, dtype: torch.dtype, folder: Path):
         self._managed = managed
         self._processor = processor
         self.dtype = dtype
+        self.folder = folder
+        self.identity = f"{self.kind}:{folder.name}"
 
-    def caption(self, images: Sequence[Image.Image], *, prompt: str | None = None,
-                max_new_tokens: int = 40, num_beams: int = 3, batch_size: int = 8) -> list[str]:
-        """One caption per image, in order.
+    def caption(self, images: Sequence[Image.Image], *, detail: str = "detailed",
+                batch_size: int = 8, max_new_tokens: int | None = None,
+                num_beams: int = 3) -> list[str]:
+        """One caption per image, in order ("" where the model wrote nothing).
 
-        Images of any PIL mode and size are converted to RGB (alpha composited on white) and
-        resized by the BLIP processor. ``prompt`` (e.g. ``"a photography of"``) makes the
-        caption a continuation of it; the returned text omits the prompt. ``max_new_tokens``
-        bounds the caption length in word pieces, ``num_beams`` is the beam-search width.
+        ``detail`` is one of ``DETAILS``. Images of any PIL mode and size are converted to RGB
+        (alpha composited on white) and resized by the model's processor; ``batch_size`` images
+        go through one ``generate`` call. ``max_new_tokens`` bounds the caption length in
+        tokens (None: the model's default for ``detail``), ``num_beams`` is the beam-search
+        width (1: greedy); neither samples, so batching does not change the captions.
         """
+        settings = self._settings(detail, batch_size, max_new_tokens, num_beams)
+        return self._run(images, batch_size, settings)
+
+    def _settings(self, detail: str, batch_size: int, max_new_tokens: int | None,
+                  num_beams: int, prompt: str | None = None) -> Settings:
+        if detail not in DETAILS:
+            raise InputError(f"detail '{detail}' is not one of {', '.join(DETAILS)}.")
+        if max_new_tokens is None:
+            max_new_tokens = self.max_tokens[detail]
         if batch_size < 1 or max_new_tokens < 1 or num_beams < 1:
             raise InputError(
                 f"batch_size, max_new_tokens and num_beams must be at least 1, got "
                 f"{batch_size}, {max_new_tokens}, {num_beams}."
             )
-        images = list(images)
-        prompt = prompt.strip() if prompt else None
-        runtime = get_runtime()
-        captions: list[str] = []
-        with runtime.progress(total=len(images), desc="Captioning") as bar:
-            for start in range(0, len(images), batch_size):
-                runtime.check_interrupted()
-                chunk = [to_rgb_pil(image) for image in images[start:start + batch_size]]
-                captions.extend(self._caption_batch(chunk, prompt, max_new_tokens, num_beams))
-                bar.update(len(chunk))
-        return captions
+        return Settings(detail, max_new_tokens, num_beams, prompt.strip() if prompt else None)
 
-    def _caption_batch(self, images: list[Image.Image], prompt: str | None,
-                       max_new_tokens: int, num_beams: int) -> list[str]:
+    def _run(self, images: Iterable, batch_size: int, settings: Settings) -> list[str]:
+        """Caption ``images`` ``batch_size`` at a time, with progress and Cancel between
+        batches."""
+        return in_batches(list(images), batch_size,
+                          lambda chunk: self._caption_batch(chunk, settings))
+
+    def _generate(self, inputs: dict[str, torch.Tensor], settings: Settings) -> torch.Tensor:
+        """``model.generate`` on ``inputs`` (moved to the model's device; pixel values in
+        the model's dtype): deterministic beam search (or greedy)."""
         model = self._managed.load()
         device = model.device  # transformers models expose the device they are on
-        text = [prompt] * len(images) if prompt else None
-        inputs = self._processor(images=images, text=text, return_tensors="pt")
-        kwargs = {"pixel_values": inputs["pixel_values"].to(device, self.dtype)}
-        # BLIP's generate() swaps [CLS] for its [DEC] start token and drops the final [SEP], so
-        # every output row starts with the prompt's len(input_ids) - 1 tokens (just [DEC]
-        # without a prompt); cutting them off strips the prompt exactly, casing included.
-        prompt_tokens = 1
-        if prompt:
-            kwargs["input_ids"] = inputs["input_ids"].to(device)
-            kwargs["attention_mask"] = inputs["attention_mask"].to(device)
-            prompt_tokens = inputs["input_ids"].shape[1] - 1
+        kwargs = {name: value.to(device, self.dtype) if name == "pixel_values"
+                  else value.to(device) for name, value in inputs.items()}
         with torch.inference_mode():
-            output = model.generate(**kwargs, max_new_tokens=max_new_tokens, num_beams=num_beams)
-        texts = self._processor.batch_decode(output[:, prompt_tokens:], skip_special_tokens=True)
-        return [t.strip() for t in texts]
+            return model.generate(**kwargs, max_new_tokens=settings.max_new_tokens,
+                                  num_beams=settings.num_beams, do_sample=False)
+
+    def _caption_batch(self, images: list[Image.Image], settings: Settings) -> list[str]:
+        raise NotImplementedError
 
 
-def exercise(captioner: BlipCaptioner) -> str:
+def in_batches(images: list, batch_size: int,
+               caption_batch: Callable[[list[Image.Image]], list[str]]) -> list[str]:
+    """Apply ``caption_batch`` to RGB copies of ``images``, ``batch_size`` at a time: one
+    progress step per image, the runtime's Cancel checked before each batch."""
+    runtime = get_runtime()
+    captions: list[str] = []
+    with runtime.progress(total=len(images), desc="Captioning") as bar:
+        for start in range(0, len(images), batch_size):
+            runtime.check_interrupted()
+            chunk = [to_rgb_pil(image) for image in images[start:start + batch_size]]
+            captions.extend(caption_batch(chunk))
+            bar.update(len(chunk))
+    return captions
+
+
+def exercise(captioner: Captioner) -> str:
     """Caption a synthetic image; quote the caption."""
     caption = captioner.caption([synthetic_image()], max_new_tokens=8, num_beams=1)[0]
     return f"caption {caption[:40]!r}"
@@ -220,7 +278,7 @@ def exercise(captioner: BlipCaptioner) -> str:
 
 FAMILY = Family(
     name="captioner",
-    title="BLIP image captioner",
+    title="Florence-2 / BLIP image captioner",
     folder="captioners",
     packages=(Package("transformers", "transformers"),),
     load=load,

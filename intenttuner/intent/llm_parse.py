@@ -2,11 +2,12 @@
 
 The LLM gets a system prompt that defines the intent schema with few-shot examples across
 domains, the description and the list of reference boxes. Its answer is requested as structured
-output — a strict JSON schema where the endpoint supports it, else JSON mode, else plain text
-with JSON extracted — and validated like any other intent. An invalid answer gets exactly one
-repair round trip (the validation errors are sent back); a second invalid answer is an error
-that quotes what the endpoint said. Every endpoint failure (unreachable, timeout, HTTP 401 /
-429 / 5xx, refusal) becomes an `LLMError` naming the endpoint and what to do.
+output through `intenttuner.llm_chat.complete` — a strict JSON schema where the endpoint supports
+it, else JSON mode, else plain text with JSON extracted — and validated like any other intent.
+An invalid answer gets exactly one repair round trip (the validation errors are sent back); a
+second invalid answer is an error that quotes what the endpoint said. Every endpoint failure
+(unreachable, timeout, HTTP 401 / 429 / 5xx, refusal) becomes an `LLMError` naming the endpoint
+and what to do.
 
 The API key is read from the environment variable named in `LLMSettings` and sent only where
 `LLMSettings.api_key` allows (loopback servers get none unless listed as trusted); it is never
@@ -17,17 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 
 from ..errors import InputError, LLMError
-from ..llm import TRUSTED_HOSTS_ENV, LLMSettings
+from ..llm import LLMSettings
+from ..llm_chat import WORKING_MODES, complete, extract_json
 from .schema import Domain, Granularity, Intent, Operation, ReferenceBox
 
 log = logging.getLogger(__name__)
 
-MODES = ("json_schema", "json_object", "plain")  # tried in this order by mode "auto"
-_working_mode: dict[tuple[str, str], str] = {}  # (base_url, model) → the mode that worked
+_working_mode = WORKING_MODES  # the shared memory of what each endpoint supports (tests clear it)
 
 _VALUE = {"type": "object", "additionalProperties": False,
           "required": ["text", "references"],
@@ -168,16 +168,15 @@ def parse_with_llm(description: str, references: Sequence[ReferenceBox], setting
     """Parse ``description`` with the LLM in ``settings`` (see the module docstring)."""
     if not description.strip():
         raise InputError("The intent description is empty.")
-    client = settings.client()
     messages = _messages(description, references)
-    answer = _complete(client, settings, messages, mode)
+    answer = _ask(settings, messages, mode)
     try:
         return _to_intent(answer, description, references, settings)
     except InputError as first:
         log.info("LLM answer invalid (%s); asking for a repair", str(first).splitlines()[0])
         messages += [{"role": "assistant", "content": answer},
                      {"role": "user", "content": _REPAIR.format(errors=first)}]
-    answer = _complete(client, settings, messages, mode)
+    answer = _ask(settings, messages, mode)
     try:
         return _to_intent(answer, description, references, settings)
     except InputError as second:
@@ -202,102 +201,13 @@ def _messages(description: str, references: Sequence[ReferenceBox]) -> list[dict
     return messages
 
 
-def _complete(client, settings: LLMSettings, messages: list[dict], mode: str) -> str:
-    """One chat completion; in mode "auto", fall back to weaker structured-output modes when
-    the endpoint rejects one (and remember what worked for this endpoint and model)."""
-    key = (settings.base_url, settings.model)
-    if mode == "auto":
-        start = MODES.index(_working_mode.get(key, MODES[0]))
-        candidates = MODES[start:]
-    elif mode in MODES:
-        candidates = (mode,)
-    else:
-        raise InputError(f"LLM output mode '{mode}' is not one of auto, {', '.join(MODES)}.")
-    for i, candidate in enumerate(candidates):
-        try:
-            answer = _request(client, settings, messages, candidate)
-        except _FormatRejected as exc:
-            if i + 1 < len(candidates):
-                log.info("endpoint rejected %s output (%s); trying %s", candidate, exc,
-                         candidates[i + 1])
-                continue
-            raise LLMError(f"{settings.base_url} rejected the request: {exc}") from None
-        _working_mode[key] = candidate
-        return answer
-    raise AssertionError("unreachable")
-
-
-class _FormatRejected(Exception):
-    """HTTP 400 that names the structured-output request: try a weaker mode."""
-
-
-def _request(client, settings: LLMSettings, messages: list[dict], mode: str) -> str:
-    import openai
-
-    kwargs: dict = {"model": settings.model, "messages": messages,
-                    "temperature": settings.temperature,
-                    "extra_headers": settings.request_headers()}
-    if mode == "json_schema":
-        kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "intent", "strict": True, "schema": OUTPUT_SCHEMA}}
-    elif mode == "json_object":
-        kwargs["response_format"] = {"type": "json_object"}
-    where = f"The LLM endpoint {settings.base_url} (model '{settings.model}')"
-    try:
-        response = client.chat.completions.create(**kwargs)
-    except openai.APITimeoutError:
-        raise LLMError(f"{where} did not answer within {settings.timeout_s:g} s. Raise the "
-                       "timeout, use a smaller model, or check that the server is not "
-                       "overloaded.") from None
-    except openai.APIConnectionError as exc:
-        raise LLMError(f"{where} could not be reached ({_cause(exc)}). Is the server running "
-                       "and the base_url right (it usually ends in /v1)?") from None
-    except openai.AuthenticationError as exc:
-        raise LLMError(_unauthorised(settings, where, _message(exc))) from None
-    except openai.RateLimitError as exc:
-        raise LLMError(f"{where} is rate-limiting or out of quota (HTTP 429: {_message(exc)}). "
-                       "Wait and run again, or check the account's quota.") from None
-    except openai.BadRequestError as exc:
-        text = _message(exc)
-        if mode != "plain" and re.search(r"response_format|json_schema|json_object|schema",
-                                         text, re.IGNORECASE):
-            raise _FormatRejected(text) from None
-        raise LLMError(f"{where} refused the request (HTTP 400: {text}).") from None
-    except openai.APIStatusError as exc:
-        raise LLMError(f"{where} answered HTTP {exc.status_code}: {_message(exc)}. Try again "
-                       "later or check the server's log.") from None
-    return _content(response, where)
-
-
-def _unauthorised(settings: LLMSettings, where: str, answer: str) -> str:
-    """The message for HTTP 401: which key was (not) sent, and how to send the right one."""
-    if settings.key_withheld():
-        return (f"{where} asks for an API key (HTTP 401: {answer}). {settings.api_key_env} is "
-                "set but was not sent, because keys go to loopback servers only when you allow "
-                f"it: add {settings.trust_entry()} to the {TRUSTED_HOSTS_ENV} environment "
-                "variable and restart ComfyUI.")
-    if not settings.has_key():
-        return (f"{where} asks for an API key (HTTP 401: {answer}). The environment variable "
-                f"{settings.api_key_env} is not set: set it before starting ComfyUI.")
-    return (f"{where} rejected the API key (HTTP 401: {answer}). Check the key in "
-            f"{settings.api_key_env} and set it again before starting ComfyUI.")
-
-
-def _content(response, where: str) -> str:
-    if not getattr(response, "choices", None):
-        raise LLMError(f"{where} returned no answer (no choices in the response).")
-    message = response.choices[0].message
-    refusal = getattr(message, "refusal", None)
-    if refusal:
-        raise LLMError(f"{where} refused to answer: {refusal}")
-    if not message.content or not message.content.strip():
-        raise LLMError(f"{where} returned an empty answer.")
-    return message.content
+def _ask(settings: LLMSettings, messages: list[dict], mode: str) -> str:
+    return complete(settings, messages, schema=OUTPUT_SCHEMA, schema_name="intent", mode=mode)
 
 
 def _to_intent(answer: str, description: str, references: Sequence[ReferenceBox],
                settings: LLMSettings) -> Intent:
-    data = _extract_json(answer)
+    data = extract_json(answer)
     if not isinstance(data, dict):
         raise InputError("the answer is not a JSON object")
     missing = [k for k in OUTPUT_SCHEMA["required"] if k not in data]
@@ -314,34 +224,3 @@ def _to_intent(answer: str, description: str, references: Sequence[ReferenceBox]
         "references": [r.model_dump() for r in references],
         "unplaced": data["unplaced"], "notes": [], "parser": f"llm:{settings.model}",
     }, what="the LLM's intent")
-
-
-def _extract_json(answer: str) -> object:
-    """The JSON object in ``answer``: whole, inside a ``` fence, or the outermost {...}."""
-    text = answer.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    if fenced:
-        text = fenced.group(1).strip()
-    elif not text.startswith("{") and "{" in text:
-        end = text.rfind("}")
-        text = text[text.index("{"): end + 1 if end > 0 else len(text)]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"the answer is not valid JSON ({exc})") from None
-
-
-def _message(exc) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    return str(getattr(exc, "message", exc))
-
-
-def _cause(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc.__context__
-    return str(cause or exc) or type(exc).__name__

@@ -59,7 +59,13 @@ def make_tiny(folder: Path, seed: int = 0) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
     _write_model(target, len(vocab), seed)
-    _write_tokenizer(target, vocab)
+    write_tokenizer(target, vocab)
+    write_preprocessor(target, IMAGE_SIZE)
+    return target
+
+
+def write_preprocessor(target: Path, image_size: int) -> None:
+    """BLIP's image processor: resize to ``image_size``², CLIP mean/std."""
     _write_json(target / "preprocessor_config.json", {
         "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True,
         "image_mean": [0.48145466, 0.4578275, 0.40821073],
@@ -67,9 +73,8 @@ def make_tiny(folder: Path, seed: int = 0) -> Path:
         "image_std": [0.26862954, 0.26130258, 0.27577711],
         "processor_class": "BlipProcessor", "resample": 3,
         "rescale_factor": 0.00392156862745098,
-        "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        "size": {"height": image_size, "width": image_size},
     })
-    return target
 
 
 def _write_model(target: Path, vocab_len: int, seed: int) -> None:
@@ -96,7 +101,9 @@ def _write_model(target: Path, vocab_len: int, seed: int) -> None:
     model.save_pretrained(str(target))  # safetensors is the default in transformers >= 4.35
 
 
-def _write_tokenizer(target: Path, vocab: list[str]) -> None:
+def write_tokenizer(target: Path, vocab: list[str]) -> None:
+    """``vocab.txt``, ``tokenizer.json`` (WordPiece, BERT-style), its config and special tokens
+    (``[DEC]`` and ``[ENC]`` right after ``vocab``)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     ids = {token: i for i, token in enumerate(vocab)}
