@@ -104,7 +104,8 @@ def export(names: list[str]) -> None:
                 if name not in DESCRIPTIONS:
                     raise SystemExit(f"add a one-line description of {name} to DESCRIPTIONS")
                 frontend.load_workflow(describe(without_nulls(workflows[name]), DESCRIPTIONS[name]))
-                saved = frontend.exported_workflow()
+                # the frontend exports an unconnected optional input as "link": null
+                saved = without_nulls(frontend.exported_workflow())
                 saved.get("extra", {}).pop("ds", None)  # no saved view: the frontend fits it
                 (WORKFLOWS / f"{name}.json").write_text(json.dumps(saved, indent=2) + "\n")
                 frontend.load_workflow(saved)  # the view a user gets on opening it
