@@ -1,4 +1,4 @@
-"""Memory each default model (and each captioner) needs: parameters, weight memory in
+"""Memory each default model (and each captioner and local LLM) needs: parameters, weight memory in
 fp16/fp32 and (with --run) the peak RAM of loading it and running it once on CPU.
 
 Architectures are the real full-size ones, built with random weights (nothing is downloaded):
@@ -6,7 +6,7 @@ parameter counts come from the meta device (instant); --run writes a random chec
 real format to a temporary models folder in one process, then loads and runs it through the
 real loader in a fresh one (so the peak is the loader's and the run's alone). Captioners
 caption one 768x768 image (fp32, 3 beams, the "detailed" length: random weights never stop
-early).
+early); local LLMs answer one short chat (8 tokens, with the tiny model's tokenizer).
 
     .venv/bin/python -m bench.model_memory            # parameters and weight memory
     .venv/bin/python -m bench.model_memory --run      # + peak RAM per model (minutes, ~6 GB)
@@ -57,12 +57,24 @@ FLORENCE = {
                  "decoder_ffn_dim": 4096},
     },
 }
-# Row name -> family; "florence-2-base" is the captioner family's default.
+# Qwen2.5-Instruct's published architectures (Qwen/Qwen2.5-*-Instruct config.json; tied
+# embeddings, 151936 rows).
+QWEN = {
+    "qwen2.5-1.5b-instruct": {"hidden_size": 1536, "intermediate_size": 8960,
+                              "num_hidden_layers": 28, "num_attention_heads": 12,
+                              "num_key_value_heads": 2, "vocab_size": 151936},
+    "qwen2.5-0.5b-instruct": {"hidden_size": 896, "intermediate_size": 4864,
+                              "num_hidden_layers": 24, "num_attention_heads": 14,
+                              "num_key_value_heads": 2, "vocab_size": 151936},
+}
+# Row name -> family; "florence-2-base" is the captioner family's default, Qwen2.5 1.5B the
+# local LLM's.
 NAMES = {"detector": "detector", "segmenter": "segmenter", "image_encoder": "image_encoder",
          "florence-2-base": "captioner", "florence-2-large": "captioner",
-         "blip-large": "captioner", "base_model": "base_model"}
+         "blip-large": "captioner", "base_model": "base_model",
+         "qwen2.5-1.5b-instruct": "local_llm", "qwen2.5-0.5b-instruct": "local_llm"}
 RUNNABLE = ("segmenter", "image_encoder", "florence-2-base", "florence-2-large", "blip-large",
-            "base_model")
+            "base_model", "qwen2.5-1.5b-instruct", "qwen2.5-0.5b-instruct")
 CAPTION_IMAGE = 768  # px, square
 IMAGE_TOKEN_ID = 51289  # of the real tokenizer; the random folders use their own tokenizer's
 
@@ -112,7 +124,18 @@ def build(name: str) -> dict[str, torch.nn.Module]:
             return {"unet": UNet2DConditionModel.from_config(cfg["unet"]),
                     "vae": AutoencoderKL.from_config(cfg["vae"]),
                     "text_encoder": CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))}
+        if name in QWEN:
+            from transformers import Qwen2Config, Qwen2ForCausalLM
+
+            return {"model": Qwen2ForCausalLM(Qwen2Config.from_dict(qwen_config(name)))}
     raise KeyError(name)
+
+
+def qwen_config(name: str, bos_token_id: int = 151643, eos_token_id: int = 151645) -> dict:
+    """config.json of a full-size Qwen2.5-Instruct model (ids: the real tokenizer's)."""
+    from intenttuner.tiny.local_llm import checkpoint_config
+
+    return checkpoint_config(QWEN[name], bos_token_id, eos_token_id)
 
 
 def parameters(name: str) -> int:
@@ -181,6 +204,16 @@ def _save(name: str, modules: dict, folder: Path) -> Path:
         blip.write_tokenizer(path, blip.tiny_vocab())
         blip.write_preprocessor(path, BLIP_LARGE["vision_config"]["image_size"])
         return path
+    if name in QWEN:
+        from intenttuner.tiny import local_llm
+
+        path = folder / f"{name}-random"
+        path.mkdir(exist_ok=True)
+        # The tiny tokenizer in the real layout: ids past it are never needed for memory.
+        _, ids = local_llm.write_tokenizer(path)
+        config = qwen_config(name, ids[local_llm.PAD], ids[local_llm.EOS])
+        local_llm.write_model(path, modules["model"], config)
+        return path
     if name == "segmenter":
         path = folder / "sam_vit_b_random.pth"
         torch.save(modules["model"].state_dict(), path)
@@ -223,7 +256,7 @@ def main() -> None:
     args = parser.parse_args()
     if unknown := sorted(set(args.names) - set(NAMES)):
         parser.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(NAMES)}")
-    print(f"{'model':17} {'params':>12} {'fp16 MiB':>9} {'fp32 MiB':>9} {'peak RAM MiB':>13} "
+    print(f"{'model':22} {'params':>13} {'fp16 MiB':>9} {'fp32 MiB':>9} {'peak RAM MiB':>13} "
           f"{'run s':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.names or NAMES:
@@ -232,7 +265,7 @@ def main() -> None:
             if args.run and name in RUNNABLE:
                 result = peak_run(name, Path(tmp))
                 peak, seconds = f"{result['peak_mb']:.0f}", f"{result['seconds']:.0f}"
-            print(f"{name:17} {count:12,} {count * 2 / 2**20:9.0f} {count * 4 / 2**20:9.0f} "
+            print(f"{name:22} {count:13,} {count * 2 / 2**20:9.0f} {count * 4 / 2**20:9.0f} "
                   f"{peak:>13} {seconds:>6}", flush=True)
 
 

@@ -1,15 +1,19 @@
-"""One chat completion against an OpenAI-compatible endpoint, asking for structured output.
+"""One chat completion asking for structured output: from an OpenAI-compatible endpoint, or from
+a local model run in-process.
 
-`complete` requests the answer as a strict JSON schema where the endpoint supports it, else in
-JSON mode, else as plain text (mode "auto" tries them in that order, and remembers per endpoint
-and model which one worked, so later requests skip the ones it rejected). Every endpoint failure
-(unreachable, timeout, HTTP 401 / 429 / 4xx / 5xx, refusal, empty answer) becomes an `LLMError`
-naming the endpoint and what to do; HTTP 401 says which key was (not) sent and how to send the
-right one. `extract_json` finds the JSON in an answer, fenced or wrapped in prose.
+`complete` takes either `LLMSettings` (an endpoint) or a `ChatModel` (a local model, e.g.
+`intenttuner.families.local_llm.LocalLLM`). From an endpoint it requests the answer as a strict
+JSON schema where the endpoint supports it, else in JSON mode, else as plain text (mode "auto"
+tries them in that order, and remembers per endpoint and model which one worked, so later
+requests skip the ones it rejected). Every endpoint failure (unreachable, timeout, HTTP 401 /
+429 / 4xx / 5xx, refusal, empty answer) becomes an `LLMError` naming the endpoint and what to
+do; HTTP 401 says which key was (not) sent and how to send the right one. A local model answers
+in plain text, with the JSON schema spelled out in the system prompt; its failures are
+`LLMError`s too. `extract_json` finds the JSON in an answer, fenced or wrapped in prose.
 
 What to ask, and how to validate and repair an answer, is the caller's business (the intent
-parser, the caption refiner). The API key is sent only where `LLMSettings.api_key` allows and is
-never logged.
+parser, the caption refiner): the same for both kinds. The API key is sent only where
+`LLMSettings.api_key` allows and is never logged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Protocol
 
 from .errors import InputError, LLMError, LLMUnavailableError
 from .llm import TRUSTED_HOSTS_ENV, LLMSettings
@@ -27,13 +32,33 @@ MODES = ("json_schema", "json_object", "plain")  # tried in this order by mode "
 # (base_url, model) → the mode that worked; clear it to forget what endpoints support.
 WORKING_MODES: dict[tuple[str, str], str] = {}
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|schema", re.IGNORECASE)
+_SCHEMA_PROMPT = ("\n\nAnswer with the JSON value only (no prose, no code fence). It must "
+                  "validate against this JSON schema:\n{schema}")
 
 
-def complete(settings: LLMSettings, messages: list[dict], *, schema: dict, schema_name: str,
+class ChatModel(Protocol):
+    """A chat model run in-process (`intenttuner.families.local_llm.LocalLLM`)."""
+
+    model: str  # its name in messages and in refiner/parser names ("llm:<model>")
+    base_url: str  # where it runs, for messages, e.g. "models/LLM/<name> (in-process)"
+
+    def chat(self, messages: list[dict], *, max_new_tokens: int | None = None,
+             temperature: float = 0.0) -> str:
+        """The assistant's answer to ``messages``; LLMError when it cannot answer."""
+        ...
+
+
+ChatLLM = LLMSettings | ChatModel  # what an LLM socket carries: an endpoint or a local model
+
+
+def complete(settings: ChatLLM, messages: list[dict], *, schema: dict, schema_name: str,
              mode: str = "auto") -> str:
     """The answer's text to ``messages``; ``schema`` is the strict JSON schema of the answer
     (sent in mode json_schema). In mode "auto", fall back to weaker structured-output modes
-    when the endpoint rejects one, and remember what worked for this endpoint and model."""
+    when the endpoint rejects one, and remember what worked for this endpoint and model. A
+    local model (`ChatModel`) answers in mode "plain" (or "auto"), the schema in its prompt."""
+    if not isinstance(settings, LLMSettings):
+        return _complete_local(settings, messages, schema, mode)
     key = (settings.base_url, settings.model)
     if mode == "auto":
         candidates = MODES[MODES.index(WORKING_MODES.get(key, MODES[0])):]
@@ -71,6 +96,24 @@ def extract_json(answer: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"the answer is not valid JSON ({exc})") from None
+
+
+def _complete_local(model: ChatModel, messages: list[dict], schema: dict, mode: str) -> str:
+    """A local model's answer: plain text, asked for with the schema appended to the system
+    prompt (what an endpoint's json_schema mode enforces, a local model can only be shown)."""
+    if mode not in ("auto", "plain"):
+        raise InputError(f"LLM output mode '{mode}' is not available for the local LLM "
+                         f"'{model.model}', which answers in plain text: use auto or plain.")
+    described = _SCHEMA_PROMPT.format(schema=json.dumps(schema, separators=(",", ":")))
+    if messages and messages[0].get("role") == "system":
+        messages = [{**messages[0], "content": messages[0]["content"] + described},
+                    *messages[1:]]
+    else:
+        messages = [{"role": "system", "content": described.strip()}, *messages]
+    answer = model.chat(messages)
+    if not answer.strip():
+        raise LLMError(f"The local LLM '{model.model}' returned an empty answer.")
+    return answer
 
 
 class _FormatRejected(Exception):

@@ -84,9 +84,9 @@ class CaptionRefine:
                     "tooltip": "The intent the captions follow; default: the one the set was "
                                "made with (in its dataset.json)."}),
                 "llm": (types.LLM, {
-                    "tooltip": "From LLM Settings: the LLM rewrites the captions under the "
-                               "same rules, and its answers are checked. Without one the "
-                               "offline rules do it."}),
+                    "tooltip": "From LLM Settings (an endpoint) or Load Local LLM (in-process): "
+                               "the LLM rewrites the captions under the same rules, and its "
+                               "answers are checked. Without one the offline rules do it."}),
             },
         }
 

@@ -57,8 +57,8 @@ class IntentParse(_IntentNode):
     DISPLAY_NAME = "Intent Parse"
     DESCRIPTION = ("Turns what you want in words — keep, change, remove — and boxes on reference "
                    "images into the intent every IntentTuner stage follows. Works offline; "
-                   "connect LLM Settings to parse with an LLM instead. Write [n] after a "
-                   "concept to bind it to box n.")
+                   "connect LLM Settings (an endpoint) or Load Local LLM (in-process) to parse "
+                   "with an LLM instead. Write [n] after a concept to bind it to box n.")
     FUNCTION = "parse"
     OUTPUT_NODE = True
 
@@ -88,8 +88,9 @@ class IntentParse(_IntentNode):
                     "tooltip": 'Boxes as JSON: [{"image": 0, "box": [x1, y1, x2, y2], '
                                '"label": "jacket"}], pixels of the reference image; box n is '
                                "[n]. Draw them with the box editor on this node."}),
-                "llm": (types.LLM, {"tooltip": "Optional LLM endpoint (LLM Settings node). "
-                                               "Without it the offline parser runs."}),
+                "llm": (types.LLM, {"tooltip": "Optional LLM: an endpoint (LLM Settings) or a "
+                                               "local model (Load Local LLM). Without it the "
+                                               "offline parser runs."}),
                 "if_llm_fails": (list(ON_LLM_FAILURE), {
                     "default": "error",
                     "tooltip": "When the LLM is unreachable or answers nonsense: stop with its "

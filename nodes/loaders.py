@@ -1,5 +1,8 @@
 """Loader nodes: one per model family, plus the LLM endpoint settings.
 
+Load Local LLM and LLM Settings both output an ``IT_LLM``: a local model run in-process or an
+endpoint, accepted by every LLM input (Intent Parse, Caption Refine).
+
 Each lists the family's models (files already in its models folder, then the manifest's
 downloadable entries) and returns a loaded model object. Loading goes through
 ``intenttuner.loading``: a model is loaded once per process and downloaded on first use.
@@ -10,6 +13,7 @@ from __future__ import annotations
 from ..intenttuner.families import get_family
 from ..intenttuner.families.base import Package
 from ..intenttuner.families.inpainter import PRECISIONS
+from ..intenttuner.families.local_llm import DEFAULT_MAX_NEW_TOKENS
 from ..intenttuner.llm import LLMSettings
 from ..intenttuner.loading import default_choice, load_model, model_choices
 from ..intenttuner.weights.folders import MODEL_FOLDERS
@@ -143,6 +147,42 @@ class LoadInpainter(_ModelLoader):
         return inputs
 
 
+class LoadLocalLLM(_ModelLoader):
+    FAMILY = "local_llm"
+    DISPLAY_NAME = "Load Local LLM (in-process)"
+    DESCRIPTION = ("Loads a small instruction-tuned language model that runs inside ComfyUI "
+                   "through transformers: no server, no API key. Plug it into any LLM input "
+                   "(Intent Parse, Caption Refine) instead of LLM Settings. Default Qwen2.5 "
+                   "1.5B Instruct: 3.1 GB of weights in bf16 on a GPU, 6.2 GB in fp32 on the "
+                   "CPU (about 10 GB of RAM while loading); Qwen2.5 0.5B Instruct needs a third "
+                   "of that but follows the intent schema less reliably. ComfyUI's model "
+                   "manager offloads it when other models need the memory.")
+    MODEL_TOOLTIP = ("An instruction-tuned (chat) model folder in models/LLM with config.json, "
+                     "model.safetensors and tokenizer files; base models without a chat "
+                     "template and folders that need trust_remote_code are refused.")
+    RETURN_TYPES = (types.LLM,)
+    RETURN_NAMES = ("llm",)
+    OUTPUT_TOOLTIPS = ("The local model, for any LLM input (Intent Parse, Caption Refine).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = super().INPUT_TYPES()
+        inputs["required"]["precision"] = combo(
+            ["auto", "fp32", "fp16", "bf16"], "auto",
+            "Weight precision. auto = bf16 on GPUs that support it (the models are published "
+            "in bf16), else fp16; fp32 on the CPU.")
+        inputs["optional"] = {"max_new_tokens": ("INT", {
+            "default": DEFAULT_MAX_NEW_TOKENS, "min": 16, "max": 8192, "step": 16,
+            "tooltip": "Most tokens one answer may take. An intent or a batch of 8 captions "
+                       "takes a few hundred; an answer cut off is repaired once, then the "
+                       "offline parser or rules take over."})}
+        return inputs
+
+    def load(self, model: str, precision: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
+        llm = load_model(self.FAMILY, model, precision=precision)
+        return (llm.with_max_new_tokens(max_new_tokens),)
+
+
 class LLMSettingsNode:
     DISPLAY_NAME = "LLM Settings (OpenAI-compatible)"
     DESCRIPTION = ("Points IntentParse at any OpenAI-compatible endpoint (OpenAI, vLLM, "
@@ -152,7 +192,7 @@ class LLMSettingsNode:
     CATEGORY = CATEGORY
     RETURN_TYPES = (types.LLM,)
     RETURN_NAMES = ("llm",)
-    OUTPUT_TOOLTIPS = ("Endpoint settings for IntentParse.",)
+    OUTPUT_TOOLTIPS = ("Endpoint settings for any LLM input (Intent Parse, Caption Refine).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -180,4 +220,4 @@ class LLMSettingsNode:
 
 
 NODES = [LoadDetector, LoadSegmenter, LoadImageEncoder, LoadCaptioner, LoadBaseModel,
-         LoadInpainter, LLMSettingsNode]
+         LoadInpainter, LoadLocalLLM, LLMSettingsNode]

@@ -40,6 +40,8 @@ DESCRIPTIONS = {
                       "and keep the detections that match your reference boxes.",
     "augment": "Intent-guided augmentation: load a training folder, find the concepts, crop "
                "kept and small modified ones, paint deleted ones out, save a kohya training set.",
+    "intent_parse_local": "The same intent parsed by a small instruction-tuned LLM running "
+                          "inside ComfyUI (Qwen2.5, models/LLM): no server, no API key.",
     "captions": "Intent-aligned captions for a training set (run augment first): Florence-2 "
                 "captions refined by the intent's rules, then reviewed and edited by hand.",
 }

@@ -68,7 +68,7 @@ def check_loaders(pack_name: str) -> dict:
     node_for = {"detector": "IntentTunerLoadDetector", "segmenter": "IntentTunerLoadSegmenter",
                 "image_encoder": "IntentTunerLoadImageEncoder",
                 "captioner": "IntentTunerLoadCaptioner", "base_model": "IntentTunerLoadBaseModel",
-                "inpainter": "IntentTunerLoadInpainter"}
+                "inpainter": "IntentTunerLoadInpainter", "local_llm": "IntentTunerLoadLocalLLM"}
     executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
     results = {}
     for i, (name, family) in enumerate(families.items()):

@@ -22,9 +22,10 @@ RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_l
 LOAD_ONLY = ["concept_detect"]  # its default models are real weights, downloaded on first use
 # Run with tiny random models in place of the default weights (same loaders, same formats).
 # captions runs on the set the augment run writes, so it comes after it.
-RUN_WITH_TINY_MODELS = ["augment", "captions"]
+RUN_WITH_TINY_MODELS = ["augment", "captions", "intent_parse_local"]
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
-        "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner"}
+        "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner",
+        "IntentTunerLoadLocalLLM": "local_llm"}
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +189,15 @@ def test_captions_workflow_captions_the_set_the_augment_workflow_wrote(frontend)
     assert len(outputs["IntentTunerCaptionRefine"]["images"]) == 1  # the contact sheet
     listed = outputs["IntentTunerCaptionReview"]["it_captions"]
     assert [e["caption"] for e in listed] == [i.caption for i in training_set.items]
+
+
+def test_local_llm_workflow_runs_in_process_and_falls_back_visibly(frontend):
+    """Load Local LLM (a tiny random Qwen2: its answers are garbage) -> Intent Parse: one repair
+    round, then the offline parser, and the node says so; the intent is saved all the same."""
+    assert frontend.load_workflow(shipped_workflows()["intent_parse_local"]) == []
+    outputs = run_shipped(frontend, "intent_parse_local", {"IntentTunerLoadLocalLLM": {
+        "model": frontend.tiny_models["IntentTunerLoadLocalLLM"], "max_new_tokens": 48}})
+    text = outputs["IntentTunerIntentParse"]["text"][0]
+    assert "Parser: offline" in text and "(in-process) failed" in text, text
+    saved = frontend.server.base / "output" / "intents" / "pia"
+    assert [p.name for p in saved.glob("intent_local_*.json")] == ["intent_local_00001.json"]

@@ -36,6 +36,8 @@ EXERCISE_REPORTS = {
     "base_model": r"sd15 image 64x64 \(2 steps, torch\.\w+\)",
     # random weights still fill: LaMa's output replaces every masked pixel
     "inpainter": r"LaMa filled 384 of 384 masked px of a 64x48 image \(torch\.float32\)",
+    # a random model writes words until the limit: some text, never an empty answer
+    "local_llm": r"answer (['\"]).+\1 \(8 new tokens at most\)",
 }
 
 

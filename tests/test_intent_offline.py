@@ -127,9 +127,9 @@ CASES = [
              C("sneaker design", "keep", "attribute", "sneaker", refs=[1]),
              C("logo", "delete", "instance"),
          ], boxes=1),
-    Case("from-to-values",
+    Case("from-to-values",  # a log cabin is a place: scene (was "other" before domains.py)
          "trigger: cabin. This is a log cabin. The season should change from summer to winter.",
-         ["cabin"], "other", [
+         ["cabin"], "scene", [
              C("season", "modify", "imagery", values=["summer", "winter"]),
          ]),
     Case("either-or-values",
@@ -310,7 +310,6 @@ def test_repeated_concept_merges_references():
     ("trigger: x. Keep the hat. Remove the hat.", 0, "'hat' is both keep"),
     ("trigger: x. Keep the jacket [3].", 2, r"refers to \[3\], but only 2 reference box"),
     ("trigger: x. Keep the jacket [1].", 0, r"refers to \[1\], but no reference boxes"),
-    ("trigger: x. domain: underwater basket weaving. Keep the hat.", 0, "is not one of"),
     ("trigger: x. The jacket can change between red jacket and red jacket.", 0, None),
 ])
 def test_bad_descriptions_get_clear_errors(text, boxes, message):

@@ -1,5 +1,6 @@
-"""The LLM caption refiner: an OpenAI-compatible endpoint rewrites captions under the intent's
-rules, and the same checks as the offline refiner's judge every answer.
+"""The LLM caption refiner: an OpenAI-compatible endpoint (or a local model, Load Local LLM)
+rewrites captions under the intent's rules, and the same checks as the offline refiner's judge
+every answer.
 
 Jobs go in batches (one request per batch, not per item). The system prompt states the rules
 explicitly — trigger words first and exactly as given; the delete concepts (and what was painted
@@ -24,8 +25,7 @@ import logging
 
 from ..errors import InputError, LLMError, LLMUnavailableError
 from ..intent.schema import Intent, Operation
-from ..llm import LLMSettings
-from ..llm_chat import complete, extract_json
+from ..llm_chat import ChatLLM, complete, extract_json
 from .checks import check_caption, known_states
 from .job import FRAMING, CaptionJob, Part, Refined
 from .refine_offline import FRAMED, refine_offline, score_parts
@@ -46,7 +46,7 @@ _REPAIR = ("{unusable}These captions break the rules. Write only these items aga
            "[{{\"id\", \"caption\"}}]}} for these ids only:\n{fix}")
 
 
-def refine_with_llm(jobs: list[CaptionJob], rules: CaptionRules, settings: LLMSettings, *,
+def refine_with_llm(jobs: list[CaptionJob], rules: CaptionRules, settings: ChatLLM, *,
                     intent_summary: str, batch_size: int = 8, mode: str = "auto"
                     ) -> list[Refined]:
     """One `Refined` per job, in order (see the module docstring). ``intent_summary`` is a
@@ -141,7 +141,7 @@ def _listed(concept: ConceptTerms) -> str:
     return f"{concept.name} (also: {', '.join(terms)})" if terms else concept.name
 
 
-def _refine_batch(batch: list[CaptionJob], rules: CaptionRules, settings: LLMSettings,
+def _refine_batch(batch: list[CaptionJob], rules: CaptionRules, settings: ChatLLM,
                   system: str, mode: str) -> list[Refined]:
     jobs = {str(i + 1): job for i, job in enumerate(batch)}
     items = {"items": [job_item(i, job) for i, job in jobs.items()]}
@@ -183,7 +183,7 @@ def _refine_batch(batch: list[CaptionJob], rules: CaptionRules, settings: LLMSet
             for i, job in jobs.items()]
 
 
-def _ask(settings: LLMSettings, messages: list[dict], mode: str) -> str:
+def _ask(settings: ChatLLM, messages: list[dict], mode: str) -> str:
     return complete(settings, messages, schema=OUTPUT_SCHEMA, schema_name="captions", mode=mode)
 
 
@@ -221,7 +221,7 @@ def _read(answer: str, jobs: dict[str, CaptionJob], rules: CaptionRules
     return captions, problems, None
 
 
-def _from_llm(caption: str, job: CaptionJob, rules: CaptionRules, settings: LLMSettings,
+def _from_llm(caption: str, job: CaptionJob, rules: CaptionRules, settings: ChatLLM,
               repaired: list[str] | None) -> Refined:
     """A passing caption as ranked parts after the trigger (the crop's framing first)."""
     refined = Refined(rules.trigger, refiner=f"llm:{settings.model}",

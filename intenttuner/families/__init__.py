@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import base_model, captioner, detector, image_encoder, inpainter, segmenter
+from . import base_model, captioner, detector, image_encoder, inpainter, local_llm, segmenter
 from .base import Family, Package
 
 FAMILIES: dict[str, Family] = {
@@ -22,6 +22,7 @@ FAMILIES: dict[str, Family] = {
         captioner.FAMILY,
         base_model.FAMILY,
         inpainter.FAMILY,
+        local_llm.FAMILY,
     )
 }
 

@@ -4,15 +4,17 @@
   detect "hair"; "painting style" → imagery; "necklace" → instance).
 - `default_values` / `complete_value`: the states of a modify concept given without any, and
   bare adjective values made whole ("green" → "green eyes").
-- `domain_from_name` / `guess_domain`: the domain written after "domain:", or scored from cues.
+- `domain_from_name` / `guess_domain`: the domain written after "domain:" (free text read
+  through `domains`), or scored from the description's words.
 """
 
 from __future__ import annotations
 
 import re
 
-from ..errors import InputError
 from . import lexicon as lx
+from . import notes
+from .domains import DOMAIN_WORDS, count_3d, domain_of_noun, read_domain, render_3d_domain
 from .schema import Domain, Granularity, Operation
 
 
@@ -49,29 +51,51 @@ def complete_value(text: str, granularity: Granularity, phrase: str) -> str:
     return text
 
 
-def domain_from_name(value: str) -> Domain:
-    """The domain a user named ("domain: anime"); InputError listing the known ones."""
-    name = value.lower().strip()
-    if name in lx.DOMAIN_ALIASES:
-        return lx.DOMAIN_ALIASES[name]
-    try:
-        return Domain(name)
-    except ValueError:
-        known = ", ".join(d.value for d in Domain)
-        raise InputError(f"domain '{value}' is not one of: {known}.") from None
+def domain_from_name(value: str, *, named: bool = False) -> tuple[Domain | None, str]:
+    """The domain the user wrote after "domain:" and the note saying how it was read: exact
+    names need none, "anime OC" is read as character (see `domains`). (None, "") when the text
+    names no domain: the caller guesses one instead, never an error."""
+    name = value.lower().strip(" .\"'")
+    if name in {d.value for d in Domain}:
+        return Domain(name), ""
+    domain = lx.DOMAIN_ALIASES.get(name) or read_domain(name, named=named)
+    if domain is None:
+        return None, ""
+    why = ""
+    if count_3d(name):
+        why = ("the description names its subject, so a 3D character" if named else
+               "no named subject, so a 3D look; name one to make it a character")
+    return domain, notes.domain_read_as(value.strip(), domain, why)
 
 
-def guess_domain(context: list[str], concepts: list[dict], description: str) -> Domain:
-    """Score domain cues: subject sentences x3, kept concepts x2, the whole text x1."""
+def _cue_patterns() -> dict[Domain, list[re.Pattern]]:
+    """The lexicon's domain cues and the broader `domains` words, compiled once."""
+    out = {}
+    for domain in lx.DOMAIN_PRIORITY:
+        cues = dict.fromkeys((*lx.DOMAIN_CUES.get(domain, ()), *DOMAIN_WORDS.get(domain, ())))
+        out[domain] = [re.compile(rf"(?<![\w-]){re.escape(c)}(?![\w-])") for c in cues]
+    return out
+
+
+_CUES = _cue_patterns()
+
+
+def guess_domain(context: list[str], concepts: list[dict], description: str, *,
+                 subject_nouns: tuple[str, ...] = (), named: bool = False) -> Domain:
+    """Score domain cues: subject sentences x3, kept concepts x2, the whole text x1, and the
+    noun a named subject was given ("my beagle Pepper": object) x3 more. "3D render" words
+    count for character when the subject is ``named``, else for style (see `domains`)."""
     evidence = [(s, 3) for s in context]
     evidence += [(c["name"], 2) for c in concepts if c["operation"] == Operation.KEEP.value]
     evidence.append((description, 1))
     scores = dict.fromkeys(lx.DOMAIN_PRIORITY, 0)
     for text, weight in evidence:
         lowered = text.lower()
-        for domain, cues in lx.DOMAIN_CUES.items():
-            hits = sum(bool(re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", lowered))
-                       for c in cues)
-            scores[domain] += weight * hits
+        for domain, cues in _CUES.items():
+            scores[domain] += weight * sum(bool(c.search(lowered)) for c in cues)
+        scores[render_3d_domain(named)] += weight * count_3d(lowered)
+    for noun in subject_nouns:
+        if (domain := domain_of_noun(noun)) in scores:
+            scores[domain] += 3
     best = max(lx.DOMAIN_PRIORITY, key=lambda d: (scores[d], -lx.DOMAIN_PRIORITY.index(d)))
     return best if scores[best] > 0 else Domain.OTHER

@@ -2,63 +2,24 @@
 
 The controlled language (documented in the README) is: "keep ...", "change / modify /
 adjustable ...", "remove / delete / no / never ...", ``[n]`` references, "trigger: ...",
-"domain: ...", plus the common phrasings below.
+"domain: ...", plus the many ways people say those, which live in `cue_words`. Here: the words
+that name no concept (function words, filler, words about the prompt or the model), how noun
+phrases end, attributes, default values and domains.
 """
 
 from __future__ import annotations
 
-from .schema import Domain, Operation
-
-# Cue words and phrases per operation; matched on whole words, longest first.
-OPERATION_CUES: dict[Operation, tuple[str, ...]] = {
-    Operation.DELETE: (
-        "get rid of", "do not want", "don't want", "doesn't want", "does not want",
-        "should not have", "shouldn't have", "must not have", "mustn't have", "not include",
-        "free of", "take out", "leave out", "never", "no", "without", "remove", "removed",
-        "removing", "delete", "deleted", "exclude", "excluded", "avoid", "erase", "drop",
-        "eliminate", "strip", "clean up", "hide",
-    ),
-    Operation.MODIFY: (
-        "be able to change", "switch between", "choose between", "pick between", "free to",
-        "change", "changes", "changed", "changeable", "alter", "altered", "alterable", "changing",
-        "modify", "modifiable", "modified", "adjust", "adjustable", "adjusted", "vary", "varies",
-        "varied", "variable", "various", "switch", "switchable", "swap", "swappable", "different",
-        "customise", "customize", "customisable", "customizable", "control", "controllable",
-        "editable", "edit", "alternate", "alternative", "interchangeable", "replace",
-        "replaceable", "flexible", "tweak", "any", "either", "anything", "whatever",
-    ),
-    Operation.KEEP: (
-        "look like", "the same", "stay the same", "keep", "keeps", "kept", "keeping",
-        "preserve", "preserved", "maintain", "maintained", "consistent", "consistently",
-        "retain", "retained", "same", "unchanged", "stable", "always", "faithful",
-        "faithfully", "identical", "fixed", "stay", "stays", "remain", "remains",
-        "recognisable", "recognizable", "capture", "reproduce", "accurate", "accurately",
-        "learn", "include", "includes",
-    ),
-}
-# Keep cues that describe a state, not an action: negated they mean change ("should not be
-# fixed"), while a negated keep action means delete ("don't include any logos").
-KEEP_STATES = frozenset({
-    "consistent", "consistently", "the same", "same", "stay the same", "unchanged", "stable",
-    "fixed", "identical", "always", "faithful", "faithfully", "stay", "stays", "remain",
-    "remains", "accurate", "accurately", "recognisable", "recognizable"})
-
-# Cues too vague to decide a clause on their own: they count only when no other cue is there
-# ("any background" is modify, but "keep the face, any background" splits on "keep").
-WEAK_CUES = frozenset({"any", "different", "either", "various", "always", "same", "fixed",
-                       "learn", "accurate", "accurately", "capture", "stable", "control",
-                       "alternative", "flexible"})
-# Delete cues that are actions, so a negator turns them around ("don't remove" = keep); the
-# others ("no", "without") are negations themselves.
-DELETE_VERBS = frozenset({"remove", "removed", "removing", "delete", "deleted", "drop",
-                          "erase", "hide", "exclude", "excluded", "strip", "eliminate"})
-
-# A negator just before a keep/modify cue flips it: "don't change" = keep, "don't keep" = delete.
-NEGATORS = ("don't", "do not", "doesn't", "does not", "never", "not", "shouldn't",
-            "should not", "mustn't", "must not", "cannot", "can't", "won't", "no", "without",
-            "nothing")
-# Words between a negator and the cue it flips ("nothing in the background should change").
-NEGATION_WINDOW = 5
+# The operation cues and negation live in `cue_words` (one phrasing a line); named here too so
+# the word lists stay importable from one place.
+from .cue_words import (  # noqa: F401  (re-exported)
+    DELETE_VERBS,
+    KEEP_STATES,
+    NEGATION_WINDOW,
+    NEGATORS,
+    OPERATION_CUES,
+    WEAK_CUES,
+)
+from .schema import Domain
 
 # Words that carry no concept: pronouns, determiners, auxiliaries, filler.
 STOPWORDS = frozenset("""
@@ -75,9 +36,58 @@ time times freely easily well much more less lot lots way ways etc kind sort typ
 doing done being gets exactly precisely perfectly completely fully totally strictly entirely
 clearly visibly properly slightly quite nothing anything something
 """.split())
-# Prepositions that end a noun phrase: "the tattoo on his arm" → "tattoo".
+# Prepositions that end a noun phrase: "the tattoo on his arm" → "tattoo", "the outfit between
+# shots" → "outfit".
 PHRASE_BREAKS = ("of", "on", "in", "at", "with", "from", "for", "by", "under", "over", "near",
-                 "around", "behind", "above", "below", "across", "during")
+                 "around", "behind", "above", "below", "across", "during", "between", "among",
+                 "amongst", "within", "throughout", "into", "onto", "through", "via", "than",
+                 "except", "besides", "beside", "inside", "outside", "against", "about",
+                 "regarding", "like", "if", "unless", "because", "whether", "towards", "toward")
+# A copula ends the noun phrase before it: what follows is said about it ("the car is the
+# product" → car).
+COPULAS = frozenset({"is", "are", "was", "were"})
+# A relative clause starts at these ("the table it stands on", "the bag that she holds").
+RELATIVES = frozenset({"that", "which", "who", "whom", "whose", "it", "he", "she", "they", "i",
+                       "we", "you"})
+DETERMINERS = frozenset({"the", "a", "an", "his", "her", "its", "their", "my", "our", "your",
+                         "this", "that", "these", "those"})
+# Words of how people write, not of what they mean: never a concept, never part of a name
+# ("pls keep the face" → face). Kept apart from STOPWORDS, which the caption rules share.
+FILLER = frozenset("""
+pls plz please thx thanks thank esp especially particularly basically really maybe perhaps
+probably possibly ideally definitely absolutely certainly kinda sorta just actually honestly
+literally simply mostly mainly generally usually what which who whichever how why where
+whatever though although ok okay fine good great nice cool yes yeah yep hmm um uh well anyway
+think guess hope believe feel suppose mean know trying try tried use using let lets see seen
+say says said tell stuff whole entire other another else everything everyone someone somebody
+anyone i'm i've i'd i'll it's that's there's he's she's they're we're you're let's what's
+here's wanna gonna gotta leave also still even sure mind super rather part parts bit bits
+aspect aspects rest put puts putting used took taken made
+""".split())
+# Filler of several words, taken out before the noun phrases are read.
+FILLER_PHRASES = ("i'm trying to", "i am trying to", "trying to", "i think", "i guess",
+                  "i believe", "i suppose", "i feel like", "i'd like to", "i would like to",
+                  "i'd like", "i would like", "i want to", "i'd say", "if possible",
+                  "if you can", "as much as possible", "kind of", "sort of", "for me", "to me",
+                  "of course", "at least", "in general", "for sure", "i mean", "you know",
+                  "i hope", "thank you", "i'm not sure", "not sure", "no idea", "by the way",
+                  "btw", "imo", "tbh", "at all", "more or less", "a bit", "a little", "a lot",
+                  "as well", "in particular")
+# Words that start a new item of a list, like "and": "keep the face, esp the eyes" → face, eyes.
+LIST_JOINERS = ("especially", "esp", "particularly", "in particular", "along with",
+                "together with", "as well as", "plus", "and also", "not to mention")
+# Words about the prompt, the model or the training itself, never what a picture shows: a noun
+# phrase ending in one names no concept ("no name, use the default trigger" deletes nothing).
+META_HEADS = frozenset("""prompt prompts caption captions model models lora loras training
+trigger triggers token tokens default defaults name names result results output outputs
+generation generations render renders dataset checkpoint description descriptions
+instruction instructions reference references ref refs original originals shot shots
+photoshoot shoot""".split())
+META_PHRASES = frozenset({"trigger word", "trigger words", "text prompt", "prompt text",
+                          "training images", "training data"})
+# Pronouns a reference box may follow ("remove it [2]"): the box shows what the pronoun means,
+# the last concept named.
+PRONOUNS = frozenset("""it this that these those them they him her he she one""".split())
 
 # Words that make a sentence context (who/what is trained) rather than a concept instruction.
 CONTEXT_CUES = ("train", "training", "fine-tune", "finetune", "fine tune", "model of",

@@ -1,4 +1,4 @@
-"""Parsing an intent with an LLM behind any OpenAI-compatible endpoint.
+"""Parsing an intent with an LLM behind any OpenAI-compatible endpoint, or a local one.
 
 The LLM gets a system prompt that defines the intent schema with few-shot examples across
 domains, the description and the list of reference boxes. Its answer is requested as structured
@@ -8,6 +8,9 @@ An invalid answer gets exactly one repair round trip (the validation errors are 
 second invalid answer is an error that quotes what the endpoint said. Every endpoint failure
 (unreachable, timeout, HTTP 401 / 429 / 5xx, refusal) becomes an `LLMError` naming the endpoint
 and what to do.
+
+A local model (Load Local LLM) gets the same prompt, the schema spelled out in it, and the same
+validation and repair round trip (see `llm_chat`).
 
 The API key is read from the environment variable named in `LLMSettings` and sent only where
 `LLMSettings.api_key` allows (loopback servers get none unless listed as trusted); it is never
@@ -21,8 +24,7 @@ import logging
 from collections.abc import Sequence
 
 from ..errors import InputError, LLMError
-from ..llm import LLMSettings
-from ..llm_chat import WORKING_MODES, complete, extract_json
+from ..llm_chat import WORKING_MODES, ChatLLM, complete, extract_json
 from .schema import Domain, Granularity, Intent, Operation, ReferenceBox
 
 log = logging.getLogger(__name__)
@@ -163,7 +165,7 @@ _REPAIR = ("Your answer is not a valid intent: {errors}\nAnswer again with the c
            "object only.")
 
 
-def parse_with_llm(description: str, references: Sequence[ReferenceBox], settings: LLMSettings,
+def parse_with_llm(description: str, references: Sequence[ReferenceBox], settings: ChatLLM,
                    mode: str = "auto") -> Intent:
     """Parse ``description`` with the LLM in ``settings`` (see the module docstring)."""
     if not description.strip():
@@ -201,12 +203,12 @@ def _messages(description: str, references: Sequence[ReferenceBox]) -> list[dict
     return messages
 
 
-def _ask(settings: LLMSettings, messages: list[dict], mode: str) -> str:
+def _ask(settings: ChatLLM, messages: list[dict], mode: str) -> str:
     return complete(settings, messages, schema=OUTPUT_SCHEMA, schema_name="intent", mode=mode)
 
 
 def _to_intent(answer: str, description: str, references: Sequence[ReferenceBox],
-               settings: LLMSettings) -> Intent:
+               settings: ChatLLM) -> Intent:
     data = extract_json(answer)
     if not isinstance(data, dict):
         raise InputError("the answer is not a JSON object")

@@ -11,15 +11,51 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .schema import Concept, Intent, Operation
+from .schema import Concept, Domain, Intent, Operation
 
 _NO_TRIGGER = "No trigger word given"
 _UNBOUND = re.compile(r"^Reference box \[(\d+)\] is not bound")
+_DOMAIN = re.compile(r"^'.*' (?:read as domain|is not a domain)")  # what a domain edit undoes
+_ABSORBED = "The trigger word "
+_ENGLISH_ONLY = "The offline parser reads English only"
+_CONNECT_LLM = "Connect an LLM (LLM Settings) to parse it, or write it in English."
 
 
 def no_trigger(default: str) -> str:
-    return (f"{_NO_TRIGGER}; using '{default}'. Write 'trigger: <word>' or 'a man called "
-            "<name>' to choose one.")
+    return (f"{_NO_TRIGGER}; using '{default}'. Write 'trigger: <word>', or name the subject "
+            "('a man called Vincent', 'my dog Rex'), to choose one.")
+
+
+def not_english(language: str) -> str:
+    return f"{_ENGLISH_ONLY}; this description looks like {language}. {_CONNECT_LLM}"
+
+
+def foreign_sentences(language: str, count: int) -> str:
+    which = "this sentence looks" if count == 1 else f"these {count} sentences look"
+    return (f"{_ENGLISH_ONLY}; {which} like {language} and {'was' if count == 1 else 'were'} "
+            f"not parsed (see the unplaced list). {_CONNECT_LLM}")
+
+
+def foreign_reason(language: str) -> str:
+    """Why foreign text is unplaced (the part of an unplaced entry in brackets)."""
+    return (f"looks like {language}; the offline parser reads English only: connect an LLM "
+            "(LLM Settings) or write it in English")
+
+
+def domain_read_as(value: str, domain: Domain, why: str = "") -> str:
+    return f"'{value}' read as domain {domain.value}{f' ({why})' if why else ''}."
+
+
+def unknown_domain(value: str, guessed: Domain) -> str:
+    known = ", ".join(d.value for d in Domain)
+    return (f"'{value}' is not a domain IntentTuner knows ({known}); using {guessed.value}, "
+            "guessed from the description. Write 'domain: <one of those>' to choose.")
+
+
+def subject_absorbed(triggers: Iterable[str], source: str) -> str:
+    words = ", ".join(f"'{t}'" for t in triggers)
+    return (f"{_ABSORBED}{words} learns the named subject itself, so '{source}' adds no "
+            "concept of its own.")
 
 
 def assumed_values(name: str, values: Iterable[str]) -> str:
@@ -52,7 +88,10 @@ def after_edit(before: Intent, after: Intent) -> list[str]:
         name = _concept_named(note, old)
         if name is not None and not _same_values(old[name], new.get(name)):
             continue  # the edit changed or removed what this note is about
-        if note.startswith(_NO_TRIGGER) and after.trigger_words != before.trigger_words:
+        retriggered = after.trigger_words != before.trigger_words
+        if (note.startswith(_NO_TRIGGER) or note.startswith(_ABSORBED)) and retriggered:
+            continue
+        if _DOMAIN.match(note) and after.domain is not before.domain:
             continue
         unbound = _UNBOUND.match(note)
         if unbound and (int(unbound.group(1)) in bound

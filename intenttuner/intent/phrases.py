@@ -4,6 +4,11 @@ Given a clause and its operation (see `cues`), `concepts_in` returns one `Draft`
 "keep his face and beard" → face, beard; "switch between the leather jacket [1] and the striped
 jacket [2]" → jacket, with two values bound to boxes 1 and 2. Values are read from "between A
 and B", "from A to B", "either A or B", "(A / B)", ": A / B" and "such as A or B".
+
+A box goes to the noun phrase before it; after a pronoun ("remove it [2]") to the concept the
+pronoun means, the last one named; in a parenthesis ("the logo (see [2])") to the phrase before
+the parenthesis. Filler ("pls", "esp", "I think") and words about the prompt or the model ("the
+default trigger") never name a concept.
 """
 
 from __future__ import annotations
@@ -19,6 +24,27 @@ REFERENCE = re.compile(r"\[(\d+)\]")  # "[n]": reference box n
 # Multi-word nouns kept whole through the stopword filter ("time of day").
 _MULTIWORD = sorted({p for p in (*lx.IMAGERY_NOUNS, *lx.DEFAULT_VALUES) if " " in p},
                     key=len, reverse=True)
+# A parenthesis that only points at boxes: "(see [2])", "(box [1] and [3])".
+_POINTER = re.compile(r"\(([^()]*\[\d+\][^()]*)\)")
+_POINTER_WORDS = frozenset("""see cf ref refs reference references box boxes image images photo
+photos pic pics picture pictures shown show shows in as like eg at on from fig and or the also
+here example crop region area marked highlighted outlined e g & ,""".split())
+# Where one noun phrase of a list ends and the next begins.
+_CHUNK_SPLIT = re.compile(
+    r"\s*(?:[,&;]|—|\s[-–]+\s|\band\b|\bor\b|"
+    + "|".join(rf"\b{re.escape(j)}\b" for j in sorted(lx.LIST_JOINERS, key=len, reverse=True))
+    + r")\s*")
+_FILLER_PHRASES = re.compile(
+    "|".join(rf"(?<![\w']){re.escape(f)}(?![\w'])"
+             for f in sorted(lx.FILLER_PHRASES, key=len, reverse=True)))
+# A pronoun and the boxes right after it: "it [1]", "her [2]", "that one [1] [3]".
+_PRONOUN_REFS = re.compile(
+    rf"(?<![\w'])(?:{'|'.join(sorted(lx.PRONOUNS, key=len, reverse=True))})(?:\s+one)?"
+    r"\s*((?:\[\d+\](?:\s*(?:,|&|and)\s*(?=\[))?\s*)+)"
+    r"(.*?)(?=\s*(?:[,&;]|—|\s[-–]+\s|\band\b|\bor\b)|$)")
+_QUANTIFIERS = frozenset({"anything", "everything", "nothing", "something", "all", "any", "each",
+                         "none", "some", "most", "both", "one"})
+_NEXT = frozenset({"next", "next one", "another", "other", "the other", "any other"})
 _VALUE_PATTERNS = (
     re.compile(r"\bbetween\s+(?P<a>.+?)\s+and\s+(?P<b>.+)$", re.IGNORECASE),
     re.compile(r"\bfrom\s+(?P<a>.+?)\s+to\s+(?P<b>.+)$", re.IGNORECASE),
@@ -44,7 +70,7 @@ def concepts_in(clause: str, operation: Operation, sentence: str, previous: str 
                 ) -> list[Draft]:
     """The concepts ``clause`` applies ``operation`` to. ``previous`` is the last concept named
     earlier in the sentence, which "its colour" refers to."""
-    text = _reorder_of_phrases(clause)
+    text = _any_attribute(_reorder_of_phrases(_bind_pointers(clause)))
     text, values = _extract_values(text)
     items = _noun_phrases(strip_cues(text), previous)
     drafts = [Draft(name, operation, sentence, refs) for name, refs in items]
@@ -55,6 +81,33 @@ def concepts_in(clause: str, operation: Operation, sentence: str, previous: str 
     elif values:  # "keep the red and blue scarves (A / B)": values read as more concepts
         drafts += [Draft(v, operation, sentence, refs) for v, refs in values]
     return drafts
+
+
+def _bind_pointers(text: str) -> str:
+    """'the logo (see [2])' → 'the logo [2]': a parenthesis of box pointers is the box."""
+    def bind(match: re.Match[str]) -> str:
+        words = REFERENCE.sub(" ", match.group(1)).lower().replace(",", " , ").split()
+        if any(w.strip(".:") not in _POINTER_WORDS for w in words):
+            return match.group(0)
+        return " " + " ".join(f"[{n}]" for n in REFERENCE.findall(match.group(1)))
+    return _POINTER.sub(bind, text)
+
+
+def _any_attribute(text: str) -> str:
+    """'her hair can be whatever colour I want' → 'her hair colour': an attribute left open
+    ("any colour", "different sizes") is the attribute of the noun before it. The clause's
+    operation is read before this, so the cue word can go."""
+    attributes = "|".join(sorted({*lx.ATTRIBUTE_NOUNS, *(f"{a}s" for a in lx.ATTRIBUTE_NOUNS)},
+                                 key=len, reverse=True))
+    return re.sub(rf"\b([a-z][\w-]*)\s+(?:(?:can|could|should|may|might|will|is|are|comes?)\s+)?"
+                  rf"(?:be\s+|come\s+|have\s+)?(?:in\s+|of\s+)?(?:any|whatever|different|"
+                  rf"various|other)\s+({attributes})\b",
+                  lambda m: f"{m.group(1)} {_singular(m.group(2))}", text, flags=re.IGNORECASE)
+
+
+def _singular(attribute: str) -> str:
+    lowered = attribute.lower()
+    return lowered[:-1] if lowered not in lx.ATTRIBUTE_NOUNS and lowered.endswith("s") else lowered
 
 
 def _reorder_of_phrases(text: str) -> str:
@@ -70,12 +123,16 @@ def _extract_values(text: str) -> tuple[str, list[tuple[str, list[int]]]]:
     that yields two or more values; else (``text``, [])."""
     for pattern in _VALUE_PATTERNS:
         match = pattern.search(text)
-        if not match:
+        if not match or _compares(text, match):
             continue
         if "list" in match.groupdict():
             raw = re.split(r"\s*(?:/|,|\bor\b|\band\b)\s*", match.group("list"))
         else:
             raw = [match.group("a"), match.group("b")]
+            if pattern is _VALUE_PATTERNS[1] and (_value(raw[0])[0] == _value(raw[1])[0]
+                                                  or _value(raw[1])[0] in _NEXT):
+                # "from shot to shot", "from one photo to the next": in every one, no values
+                return text[:match.start()] + " " + text[match.end():], []
         values = [v for v in (_value(r) for r in raw) if v[0]]
         if len(values) >= 2:
             unique = [v for i, v in enumerate(values) if v[0] not in {u for u, _ in values[:i]}]
@@ -83,10 +140,18 @@ def _extract_values(text: str) -> tuple[str, list[tuple[str, list[int]]]]:
     return text, []
 
 
+def _compares(text: str, match: re.Match[str]) -> bool:
+    """Is this "like" a comparison ("must look exactly like this"), not a list of examples?"""
+    before = text[:match.start()].lower().split()
+    return match.group(0).lower().startswith("like") and bool(before) and before[-1] in (
+        "look", "looks", "looking", "exactly", "just", "seem", "seems", "feel", "feels")
+
+
 def _value(raw: str) -> tuple[str, list[int]]:
     refs = [int(n) for n in REFERENCE.findall(raw)]
     words = REFERENCE.sub(" ", raw).strip(" ,.").split()
-    while words and words[0].lower() in lx.STOPWORDS:
+    while words and (words[0].lower() in lx.STOPWORDS or words[0].lower() in lx.FILLER
+                     or re.fullmatch(r"\W+", words[0])):
         words = words[1:]
     return " ".join(words).lower(), refs
 
@@ -94,25 +159,41 @@ def _value(raw: str) -> tuple[str, list[int]]:
 def _noun_phrases(text: str, previous: str = "") -> list[tuple[str, list[int]]]:
     """Split what is left of a clause into noun phrases, each with the [n] refs after it.
 
-    "its shape" names the shape of the noun before it (in this clause, else ``previous``, the
-    sentence's last concept), and a bare colour word describes the noun before it ("her hair
-    should always be red" → "red hair"); both replace that noun rather than adding a concept.
+    "its shape" (or a bare "colour" after a noun: "the scarf must not change colour") names the
+    attribute of the noun before it (in this clause, else ``previous``, the sentence's last
+    concept), and a bare colour word describes the noun before it ("her hair should always be
+    red" → "red hair"); both replace that noun rather than adding a concept. A pronoun means
+    that noun too: its boxes go to it ("keep the cap, it [1] never changes"), and a clause
+    naming nothing but "it" is about it ("... It must stay the same").
     """
-    lowered = text.lower()
+    lowered = _FILLER_PHRASES.sub(" ", text.lower())
+    lowered = _PRONOUN_REFS.sub(_pronoun_boxes, lowered)
     for phrase in _MULTIWORD:  # protect "time of day" from the stopword filter
         lowered = re.sub(rf"\b{re.escape(phrase)}\b", phrase.replace(" ", "_"), lowered)
     items: list[tuple[str, list[int]]] = []
-    for chunk in re.split(r"\s*(?:,|&|\band\b|\bor\b|\bas well as\b|\bplus\b)\s*", lowered):
+    tails: list[tuple[str, list[int]]] = []  # prepositional chunks, see `_chunk_name`
+    pronoun = False  # the clause says "it" / "this" and nothing else
+    for chunk in _CHUNK_SPLIT.split(lowered):
         refs = [int(n) for n in REFERENCE.findall(chunk)]
         raw = [w.strip(".:;'\"!?()") for w in REFERENCE.sub(" ", chunk).split()]
         raw = [w for w in raw if w and not re.fullmatch(r"\W+", w)]
-        name = " ".join(w.replace("_", " ") for w in _head_words(raw))
-        if not name:
+        name, tail = _chunk_name(raw)
+        if tail:  # kept aside; its boxes still belong to the noun it hangs off
+            tails.append((name, refs))
             if refs and items:
                 items[-1][1].extend(refs)
             continue
+        if not name:
+            pronoun = pronoun or any(w in ("it", "this", "that") for w in raw)
+            if refs and items:
+                items[-1][1].extend(refs)
+            elif refs and previous:
+                items.append((previous, refs))
+            continue
         owner = items[-1][0] if items else previous
-        if raw[0] in lx.POSSESSIVES and name in lx.ATTRIBUTE_NOUNS and owner:
+        bare_attribute = (raw == [name] and name not in lx.OBJECT_OF and bool(items)
+                          and owner.split()[-1] not in lx.ATTRIBUTE_NOUNS)
+        if (raw[0] in lx.POSSESSIVES or bare_attribute) and name in lx.ATTRIBUTE_NOUNS and owner:
             name = f"{owner} {name}"
         elif name in lx.COLOUR_WORDS and items:
             name = f"{name} {owner}"
@@ -123,17 +204,56 @@ def _noun_phrases(text: str, previous: str = "") -> list[tuple[str, list[int]]]:
             items[-1] = (name, items[-1][1] + refs)
         else:
             items.append((name, refs))
+    if not items and pronoun and previous:
+        items.append((previous, []))
+    if not items:  # "nothing in the background should change": the tail is all there is
+        items = tails
     return _distribute_objects(items)
 
 
+def _chunk_name(raw: list[str]) -> tuple[str, bool]:
+    """(the concept a chunk's words name, is it a prepositional tail). A tail cut off by a cue
+    ("the hat should always be *on her head*", "*in the background*, remove the people") names
+    a concept only when the clause names nothing else; a predicate ("*is bad*") or a word about
+    the prompt or the model ("the default trigger") names none ("")."""
+    words = raw
+    if len(words) > 2 and words[0] in _QUANTIFIERS and words[1] in ("of", "about", "on", "in"):
+        words = words[2:]  # "anything about the eyes" → the eyes
+    lead = next((w for w in words if w in lx.PHRASE_BREAKS or w in lx.COPULAS
+                 or w not in lx.STOPWORDS), "")
+    tail = lead in lx.PHRASE_BREAKS
+    if lead in lx.COPULAS:  # "is bad" says something; "is her face" names something
+        after = words[words.index(lead) + 1:]
+        if not after or after[0] not in lx.DETERMINERS:
+            return "", False
+        words = after
+    name = " ".join(w.replace("_", " ") for w in _head_words(words))
+    if name and (name in lx.META_PHRASES or name.split()[-1] in lx.META_HEADS):
+        return "", False  # "the default trigger", "the prompt": not something a picture shows
+    return name, tail and bool(name)
+
+
+def _pronoun_boxes(match: re.Match[str]) -> str:
+    """'it [1] is red' → ', [1] ,': the boxes stay, the pronoun and what it is said to be go
+    (up to the next list separator). 'her [2] hat' is left alone: there the box is the hat's."""
+    following = re.match(r"\s*([a-z][\w'-]*)", match.group(2))
+    if following and following.group(1) not in lx.STOPWORDS | lx.FILLER:
+        return match.group(0)  # a determiner: "this [1] hat", "her [2] earrings"
+    return " , " + " ".join(f"[{n}]" for n in REFERENCE.findall(match.group(1))) + " , "
+
+
 def _head_words(words: list[str]) -> list[str]:
-    """Content words of a noun phrase: stop at a preposition once a noun has been seen ("the
-    tattoo on his arm" → tattoo), drop function words and trailing adverbs."""
+    """Content words of a noun phrase: stop at a preposition, a copula, a relative clause or
+    a verb taking an object once a noun has been seen ("the tattoo on his arm" → tattoo), drop
+    function words, filler and trailing adverbs."""
     kept: list[str] = []
-    for word in words:
-        if word in lx.PHRASE_BREAKS and kept:
-            break
-        if word not in lx.STOPWORDS and word not in lx.PHRASE_BREAKS:
+    for i, word in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if kept and (word in lx.PHRASE_BREAKS or word in lx.COPULAS or word in lx.RELATIVES
+                     or (word.endswith("ing") and following in lx.DETERMINERS)):
+            break  # "the car is the product" → car, "the person holding the bottle" → person,
+            # "the table it stands on" → table
+        if word not in lx.STOPWORDS and word not in lx.FILLER and word not in lx.PHRASE_BREAKS:
             kept.append(word)
     while kept and kept[-1].endswith("ly") and len(kept[-1]) > 4:
         kept.pop()

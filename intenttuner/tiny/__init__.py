@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import base_model, captioner_florence, detector, image_encoder, inpainter, segmenter
+from . import (
+    base_model,
+    captioner_florence,
+    detector,
+    image_encoder,
+    inpainter,
+    local_llm,
+    segmenter,
+)
 
 # Family name (``FAMILIES`` key) -> builder(folder) -> path of the tiny model it wrote there,
 # in the format of the family's default weights. tests/test_families.py checks that every
@@ -26,6 +34,7 @@ TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "captioner": captioner_florence.make_tiny,  # Florence-2, the default (BLIP: captioner.py)
     "base_model": base_model.make_tiny_sd15_checkpoint,
     "inpainter": inpainter.make_random_lama,  # full size: LaMa cannot be shrunk (see module)
+    "local_llm": local_llm.make_tiny,  # a Qwen2.5-Instruct folder in miniature
 }
 
 __all__ = ["TINY_BUILDERS"]

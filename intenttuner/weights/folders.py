@@ -47,5 +47,8 @@ MODEL_FOLDERS: dict[str, ModelFolder] = {
         # The BERT tokenizer the original GroundingDINO checkpoints need; the GroundingDINO+SAM
         # packs keep it at models/bert-base-uncased.
         ModelFolder("bert-base-uncased", (), True, "BERT tokenizer for original GroundingDINO"),
+        # Instruction-tuned language models run in-process (Load Local LLM); the folder other
+        # packs (LLM/VLM nodes) keep Hugging Face language-model folders in.
+        ModelFolder("LLM", (), True, "instruction-tuned language models (Hugging Face folders)"),
     )
 }
