@@ -3,10 +3,9 @@
 The panel in ``web/js/caption_review.js`` shows each item's thumbnail and caption after a run
 (``ui.it_thumbnails``, ``ui.it_captions``) and writes what you type into the ``edits`` widget
 as JSON, saved with the workflow. Changing that widget re-runs this node and what follows it;
-upstream nodes keep ComfyUI's cached outputs, so nothing is captioned or detected again. (Load
-Training Set is the exception while its IS_CHANGED fingerprints the caption files this node
-writes: it re-reads its folder, and so re-runs whatever lies between it and this node;
-tests/test_captions_review_comfyui.py holds the expected-failure test for that.)
+upstream nodes keep ComfyUI's cached outputs, so nothing is captioned or detected again (Load
+Training Set's fingerprint leaves out the captions the pack writes; tested in
+tests/test_captions_review_comfyui.py).
 """
 
 from __future__ import annotations

@@ -55,6 +55,22 @@ MODIFY_ONLY = CaptionRules.from_intent(_intent([
     modify("background", "background", ["city street background", "desert background"],
            "imagery")], trigger=("ohwx",), domain="object"))
 NO_CONCEPTS = CaptionRules.from_intent(_intent([], trigger=("Amélie",)))
+# "wcstyle: learn this watercolor style." - a style with nothing else: any subject stays.
+WATERCOLOR = CaptionRules.from_intent(_intent([keep("watercolor style", granularity="imagery")],
+                                              trigger=("wcstyle",), domain="style"))
+# "mydog: keep my dog, switch the collar between red and blue" - a kept subject.
+DOG = CaptionRules.from_intent(_intent([keep("dog"), modify("collar", "collar", ["red collar",
+                                                                               "blue collar"])],
+                                       trigger=("mydog",), domain="object"))
+# "ohwx man: keep his face, the hair colour should be changeable, never the necklace." (as the
+# offline intent parser reads it: the trigger's own noun phrase is a keep concept too)
+OHWX = CaptionRules.from_intent(_intent([
+    keep("ohwx man"), keep("face"),
+    modify("hair colour", "hair", ["black hair", "blonde hair"], "attribute"),
+    delete("necklace")], trigger=("ohwx",)))
+# A trigger with its class word, and a set refined before under another trigger.
+OHWX_MAN = CaptionRules.from_intent(_intent([keep("face")], trigger=("ohwx", "man")))
+RENAMED = CaptionRules.from_intent(_intent([keep("face")]), old_triggers=["sks", "ohwx man"])
 
 CASES = [
     # -- keep: descriptions of kept concepts go --------------------------------------------
@@ -78,6 +94,84 @@ CASES = [
     ("keep imagery named at the end", INK,
      CaptionJob("a", own="a bamboo grove in ink wash painting style"),
      "inkwash, a bamboo grove"),
+    # -- keep: the kept words go, what they were about stays ---------------------------------
+    ("keep style: the painting's subject stays", WATERCOLOR,
+     CaptionJob("a", own="a watercolor painting of a house by a lake"),
+     "wcstyle, a house, by a lake"),
+    ("keep style: the style named as a noun", WATERCOLOR,
+     CaptionJob("a", own="a watercolor of a fox in the snow"), "wcstyle, a fox, in the snow"),
+    ("keep style: Florence's 'The image is ...', the subject's clause stays", WATERCOLOR,
+     CaptionJob("a", own="The image is a watercolor painting of a small cottage surrounded by "
+                         "trees."),
+     "wcstyle, a small cottage surrounded by trees"),
+    ("keep style: adjectives of the medium go with it", WATERCOLOR,
+     CaptionJob("a", own="a beautiful watercolor illustration of two birds on a branch"),
+     "wcstyle, two birds, on a branch"),
+    ("keep style: 'in watercolor style' at the end", WATERCOLOR,
+     CaptionJob("a", own="a house in watercolor style"), "wcstyle, a house"),
+    ("keep style: a subject no modify concept names stays", INK,
+     CaptionJob("a", own="an ink wash painting of a cat sitting on a chair"),
+     "inkwash, a cat, sitting on a chair"),
+    ("keep style: 'a' / 'an' agree with what is left", INK,
+     CaptionJob("a", own="an ink wash painting of an owl, a black and white ink wash painting "
+                         "of mountains and trees"),
+     "inkwash, an owl, mountains and trees"),
+    ("keep subject: the dog goes, its collar and the second sentence's clause stay", DOG,
+     CaptionJob("a", own="The image shows a dog with a blue collar. The dog is lying on a "
+                         "wooden floor."),
+     "mydog, with a blue collar, lying on a wooden floor"),
+    ("keep subject: 'brown and white' are the dog's; the kept noun as an adjective", DOG,
+     CaptionJob("a", own="a brown and white dog wearing a blue collar, a red dog collar on a "
+                         "table"),
+     "mydog, wearing a blue collar, a red collar, on a table"),
+    ("keep: the face's owner stays, 'on his face' and the copula go", VINCENT,
+     CaptionJob("a", own="The image is a close-up portrait of a man with dark hair and brown "
+                         "eyes. He has a slight smile on his face and is looking directly at "
+                         "the camera."),
+     "vincent, a man, with dark hair, a slight smile, looking directly at the camera"),
+    ("keep: a described kept noun is all description", VINCENT,
+     CaptionJob("a", own="his face is round and he is smiling, a man's face with a beard"),
+     "vincent, smiling, a man"),
+    # -- keep: adjectives made from kept parts -----------------------------------------------
+    ("keep: 'bearded' is the face's", VINCENT,
+     CaptionJob("a", own="a bearded man in a black leather jacket"),
+     "vincent, a man, in a black leather jacket"),
+    ("keep: '-eyed' compounds are the face's", VINCENT,
+     CaptionJob("a", own="a blue-eyed man with black hair"), "vincent, a man, with black hair"),
+    ("keep: only the derived adjective goes, the others stay", VINCENT,
+     CaptionJob("a", own="a tall bearded man, a clean-shaven man wearing a striped jacket"),
+     "vincent, a tall man, wearing a striped jacket"),
+    ("modify: a '-haired' compound describes the hair", VINCENT,
+     CaptionJob("a", own="a curly-haired man wearing a striped jacket"),
+     "vincent, a curly-haired man, wearing a striped jacket"),
+    ("keep: no '-ed' guessing outside body parts", VINCENT,
+     CaptionJob("a", own="a man with a sugar-coated donut"),
+     "vincent, a man, with a sugar-coated donut"),
+    # -- two concepts joined by 'and' --------------------------------------------------------
+    ("and: a kept beard and modify hair are cut apart", OHWX,
+     CaptionJob("a", own="a man with a beard and black hair"), "ohwx, a man, black hair"),
+    ("and: a deleted necklace does not take the hair colour with it", OHWX,
+     CaptionJob("a", own="a man with a necklace and black hair"), "ohwx, a man, black hair"),
+    ("and: the hair between a beard and a jacket", OHWX,
+     CaptionJob("a", own="a man with a beard and short blonde hair in a striped jacket"),
+     "ohwx, a man, short blonde hair, in a striped jacket"),
+    ("and: the same concept on both sides stays one phrase", OHWX,
+     CaptionJob("a", own="a man with black hair or blonde hair, with black hair and necklace"),
+     "ohwx, a man, with black hair or blonde hair"),
+    ("and: a kept adjective with the subject (the reviewer's 'bearded' case)", OHWX,
+     CaptionJob("a", own="a bearded man with black hair"), "ohwx, a man, with black hair"),
+    # -- the trigger inside the caption ------------------------------------------------------
+    ("trigger: the captioner wrote it before the class noun", OHWX,
+     CaptionJob("a", own="ohwx man, standing in a park"), "ohwx, man, standing in a park"),
+    ("trigger: two trigger words inside a phrase", OHWX_MAN,
+     CaptionJob("a", own="a photo of ohwx man in a park"), "ohwx, man, a photo, in a park"),
+    ("trigger: the captioner's own class noun after an adjective stays", OHWX_MAN,
+     CaptionJob("a", own="an old man with a beard"), "ohwx, man, an old man"),
+    ("trigger: the previous intent's trigger words go too", RENAMED,
+     CaptionJob("a", own="sks, a photo of ohwx man in a park, SKS wearing a hat"),
+     "vincent, a photo, in a park, wearing a hat"),
+    ("trigger: an old trigger's class word alone is no trigger", RENAMED,
+     CaptionJob("a", own="a man standing"), "vincent, a man, standing"),
     # -- modify: described with their states -----------------------------------------------
     ("modify: states the captioner wrote stay", VINCENT,
      CaptionJob("a", own="The image shows a man with short black hair, wearing a black "
@@ -115,6 +209,36 @@ CASES = [
      CaptionJob("a", own="The image shows a man with black hair and a necklace. He is "
                          "smiling."),
      "vincent, a man, with black hair, smiling"),
+    ("delete: what the deleted thing had goes with it", VINCENT,
+     CaptionJob("a", own="a man wearing a jacket and a necklace with a cross"),
+     "vincent, a man, wearing a jacket"),
+    ("delete: a 'with' phrase naming another concept stays", VINCENT,
+     CaptionJob("a", own="a man wearing a striped jacket and a necklace with a pendant, with "
+                         "black hair"),
+     "vincent, a man, wearing a striped jacket, with black hair"),
+    # -- Florence-2's three caption styles ---------------------------------------------------
+    ("Florence <CAPTION>", VINCENT,
+     CaptionJob("a", own="A man in a black leather jacket standing in front of a brick wall."),
+     "vincent, a man, in a black leather jacket, standing in front of a brick wall"),
+    ("Florence <DETAILED_CAPTION>: 'The man in the image has ... and is ...'", VINCENT,
+     CaptionJob("a", own="The man in the image has short black hair and is wearing a black "
+                         "leather jacket."),
+     "vincent, the man, with short black hair, wearing a black leather jacket"),
+    ("Florence <DETAILED_CAPTION>: 'She has ... and is wearing' a deleted thing", VINCENT,
+     CaptionJob("a", own="The image shows a woman standing on a beach. She has long blonde "
+                         "hair and is wearing a necklace."),
+     "vincent, a woman, standing on a beach, long blonde hair"),
+    ("Florence <MORE_DETAILED_CAPTION>", VINCENT,
+     CaptionJob("a", own="The image is a close-up portrait of a young man with short black "
+                         "hair and a beard. He is wearing a black leather jacket over a white "
+                         "t-shirt and is looking directly at the camera. The background is "
+                         "blurred, but it appears to be a city street."),
+     "vincent, a young man, with short black hair, wearing a black leather jacket, over a "
+     "white t-shirt, looking directly at the camera, the background is blurred, a city "
+     "street"),
+    ("Florence: 'there is a man that is standing'", VINCENT,
+     CaptionJob("a", own="there is a man that is standing in front of a wall"),
+     "vincent, a man, standing in front of a wall"),
     # -- crops merged with their source -----------------------------------------------------
     ("merge: the source's phrases about the crop's concept join", VINCENT,
      CaptionJob("a", "modify", "jacket", value="black leather jacket",
@@ -156,6 +280,30 @@ def test_refined_caption(rules, job, expected):
 
 def test_there_are_at_least_20_cases():
     assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("crop,state", [
+    ("a close up of a woman with blonde hair", "blonde hair"),
+    ("a close up of a person's blonde hair", "blonde hair"),  # framing and owner go
+    ("The image shows a close-up of a woman's head with long blonde hair.", "long blonde hair"),
+    ("a close-up photo of wavy black hair", "wavy black hair")])
+def test_crop_captions_give_the_whole_image_the_concepts_state(crop, state):
+    from intenttuner.captions.set_jobs import _hints
+
+    class Crop:
+        image, concept, value = "c.png", "hair colour", None
+
+    hints = _hints([Crop()], {"c.png": crop}, VINCENT)
+    assert hints == {"hair colour": [state]}
+    job = CaptionJob("o", own="a woman standing on a beach", hints=hints)
+    assert refine_offline(job, VINCENT).caption == f"vincent, a woman, standing on a beach, {state}"
+
+
+def test_cut_concepts_and_trigger_words_are_noted():
+    notes = refine_offline(CaptionJob("a", own="a photo of ohwx man, a bearded man"),
+                           OHWX_MAN).notes
+    assert "removed the trigger words the caption repeated from 'a photo of ohwx man'" in notes
+    assert "removed 'face' from 'a bearded man' (keep: the trigger word absorbs it)" in notes
 
 
 def test_changes_are_noted_with_their_reasons():
@@ -202,6 +350,14 @@ def test_phrases_split_where_new_things_begin():
         "jacket. He is standing in front of a brick wall.")]
     assert phrases == ["a man", "with short black hair", "a beard",
                        "wearing a black leather jacket", "standing in front of a brick wall"]
+
+
+def test_florence_clauses_split_into_phrases():
+    phrases = [p.text for p in split_phrases(
+        "The man in the image has short black hair and is wearing a jacket. The dog is lying "
+        "on the floor, but it appears to be asleep. She has a slight smile and")]
+    assert phrases == ["the man", "with short black hair", "wearing a jacket", "the dog",
+                       "lying on the floor", "asleep", "a slight smile"]
 
 
 # -- the token limit (the real CLIP tokenizer) -----------------------------------------------

@@ -189,6 +189,45 @@ def test_a_caption_edited_outside_intenttuner_is_never_overwritten(training_set)
         "typed in a text editor\n"
 
 
+def test_discarding_after_the_set_was_read_again_restores_the_refined_caption(training_set):
+    """Caption Refine (or Load Training Set) re-reads the folder after an edit, so the edit
+    comes back in as the caption; discarding it must still bring back what it replaced."""
+    training_set.set_caption(1, "ohwx, man, a refined caption", source="refined")
+    training_set.save_manifest()
+    key = edit_key(training_set.items[1])
+    apply_edits(training_set, {key: "ohwx, man, my edit"})
+    reread = read_training_set(training_set.root)  # what a re-run upstream node passes on
+    assert reread.items[1].caption_source == "user"
+    result = apply_edits(reread, {})
+    assert result.restored == [training_set.items[1].image]
+    assert on_disk(training_set.root)[1][1:] == ("ohwx, man, a refined caption", "refined")
+
+
+def test_a_text_editor_change_after_an_edit_wins_until_the_panel_edit_changes(training_set):
+    key = edit_key(training_set.items[2])
+    apply_edits(training_set, {key: "ohwx, man, from the panel"})
+    caption_file(training_set, 2).write_text("ohwx, man, typed in an editor\n", encoding="utf-8")
+    result = apply_edits(training_set, {key: "ohwx, man, from the panel"})
+    assert result.conflicts == [training_set.items[2].image] and result.written == 0
+    assert any("changed on disk after your edit" in w for w in result.warnings)
+    assert caption_file(training_set, 2).read_text(encoding="utf-8") == \
+        "ohwx, man, typed in an editor\n"
+    result = apply_edits(training_set, {key: "ohwx, man, a newer panel edit"})
+    assert result.written == 1 and not result.conflicts
+    assert caption_file(training_set, 2).read_text(encoding="utf-8") == \
+        "ohwx, man, a newer panel edit\n"
+
+
+def test_edits_a_trainer_would_read_differently_are_warned_about(training_set):
+    long = "ohwx, man, " + ", ".join(f"detail number {n}" for n in range(40))
+    result = apply_edits(training_set, {edit_key(training_set.items[0]): long,
+                                        edit_key(training_set.items[1]): "a man, no trigger"})
+    assert result.written == 2  # written as typed
+    assert any("tokens: trainers without long-prompt support" in w for w in result.warnings)
+    assert any("does not begin with the trigger words 'ohwx, man'" in w
+               for w in result.warnings)
+
+
 def test_non_ascii_captions_round_trip(training_set):
     key = edit_key(training_set.items[0])
     result = apply_edits(training_set, parse_edits(json.dumps({key: NON_ASCII})))

@@ -40,6 +40,7 @@ class Counting:
     def __init__(self, inner, replace=None):
         self.inner, self.images, self.replace = inner, 0, replace
         self.identity, self.kind = inner.identity, inner.kind
+        self.settings_key = inner.settings_key
 
     def caption(self, images, **kwargs):
         self.images += len(images)
@@ -70,7 +71,7 @@ def test_every_item_is_captioned_on_disk_and_follows_the_intent(which, training_
         assert item.caption.startswith("ohwx, man")
         assert "necklace" not in item.caption
         assert item.raw_caption is not None
-        assert item.raw_caption_by == f"{captioner.identity}/detailed"
+        assert item.raw_caption_by == captioner.settings_key("detailed", 12)
         assert counter.count(item.caption) <= 77
     crops = {item.concept: item.caption for item in ts.items if item.operation == "keep"}
     assert crops["face"].startswith("ohwx, man, close-up of the face")
@@ -90,11 +91,26 @@ def test_rerunning_captions_nothing_again(training_set, florence):
     assert second.images == 0 and report.reused == 6 and report.captioned == 0
     assert all(clip_counter().count(i.caption) <= 20 for i in ts.items)
     third = Counting(florence)
-    caption_training_set(training_set, third, settings=CaptionSettings(max_new_tokens=12, recaption=True))
+    caption_training_set(training_set, third,
+                         settings=CaptionSettings(max_new_tokens=12, recaption=True))
     assert third.images == 6
     other_detail = Counting(florence)
-    caption_training_set(training_set, other_detail, settings=CaptionSettings(max_new_tokens=12, detail="short"))
+    caption_training_set(training_set, other_detail,
+                         settings=CaptionSettings(max_new_tokens=12, detail="short"))
     assert other_detail.images == 6
+    longer = Counting(florence)  # captions cut short: a higher bound captions again
+    caption_training_set(training_set, longer,
+                         settings=CaptionSettings(max_new_tokens=16, detail="short"))
+    assert longer.images == 6
+
+
+def test_blip_ignores_detail_so_switching_it_captions_nothing_again(training_set, blip):
+    first = Counting(blip)
+    caption_training_set(training_set, first, settings=QUICK)
+    second = Counting(blip)
+    caption_training_set(training_set, second,
+                         settings=CaptionSettings(max_new_tokens=12, detail="short"))
+    assert (first.images, second.images) == (6, 0)
 
 
 def test_user_edits_survive_unless_overwritten(training_set, florence):
@@ -154,3 +170,32 @@ def test_no_captioner_refines_the_captions_on_disk(tmp_path):
     assert [i.caption for i in ts.items] == ["ohwx, man, wearing a striped jacket",
                                              "ohwx, man, in a park"]
     assert all(i.caption_source == "refined" for i in ts.items)
+
+
+def test_refining_captions_from_disk_again_starts_from_the_file_not_the_refinement(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "elsewhere"
+    (root / "2_me").mkdir(parents=True)
+    Image.new("RGB", (64, 64), (90, 40, 40)).save(root / "2_me" / "0.png")
+    (root / "2_me" / "0.txt").write_text("a man with a beard wearing a striped jacket",
+                                         encoding="utf-8")
+    ts, _ = caption_training_set(read_training_set(root), None, intent=sample_intent())
+    assert ts.items[0].caption == "ohwx, man, wearing a striped jacket"
+    assert (ts.items[0].raw_caption_by, ts.items[0].raw_caption) == (
+        "file", "a man with a beard wearing a striped jacket")
+    no_keep = sample_intent()
+    no_keep.concepts = [c for c in no_keep.concepts if c.name != "face"]
+    ts, _ = caption_training_set(ts, None, intent=no_keep)
+    assert ts.items[0].caption == "ohwx, man, with a beard, wearing a striped jacket"
+
+
+def test_a_new_trigger_replaces_the_old_one_in_the_captions(training_set):
+    """The set was written under trigger "ohwx, man"; captions on disk that hold it, refined
+    under an intent with another trigger, lose the old one."""
+    for item in training_set.items:
+        training_set.set_caption(item, "ohwx man standing in a park", source="file")
+    training_set.save_manifest()
+    ts, _ = caption_training_set(training_set, None,
+                                 intent=sample_intent(trigger_words=("bob",)))
+    assert all("ohwx" not in i.caption and i.caption.startswith("bob") for i in ts.items)

@@ -212,7 +212,7 @@ def test_set_caption_rewrites_only_the_caption_and_the_manifest(written):
     assert (again.items[0].caption, again.items[0].caption_source) == (
         "ohwx man, standing on a beach", "refined")
     assert again.items[3].caption_source == "captioner"
-    assert not again.warnings
+    assert not again.all_warnings()
     assert not [p for p in ts.path.rglob("*") if p.name.startswith(".")]  # no temp files left
     with pytest.raises(InputError, match="not an image of the training set"):
         ts.set_caption("1_original/nope.png", "x")
@@ -226,9 +226,9 @@ def test_reading_reports_edits_missing_and_extra_files(written):
     again = read_training_set(ts.root)
     assert (again.items[0].caption, again.items[0].caption_source) == ("edited by hand", "user")
     assert any("edited outside IntentTuner" in w and first.caption_file in w
-               for w in again.warnings)
+               for w in again.all_warnings())
     assert any("not in dataset.json" in w and "1_original/added.png" in w
-               for w in again.warnings)
+               for w in again.all_warnings())
     ts.image_path(second).unlink()
     ts.caption_path(first).unlink()
     with pytest.raises(InputError) as info:
@@ -240,8 +240,8 @@ def test_reading_reports_edits_missing_and_extra_files(written):
 def test_changed_image_bytes_are_reported_with_check_hashes(written):
     _, ts = written
     noise(*ts.items[0].size, seed=99).save(ts.image_path(ts.items[0]))
-    assert not any("changed" in w for w in read_training_set(ts.root).warnings)
-    assert any("changed since" in w for w in read_training_set(ts.root, True).warnings)
+    assert not any("changed" in w for w in read_training_set(ts.root).all_warnings())
+    assert any("changed since" in w for w in read_training_set(ts.root, True).all_warnings())
 
 
 def test_a_broken_manifest_is_a_clear_error(written):
@@ -277,7 +277,7 @@ def test_reading_a_plain_kohya_folder_made_elsewhere(tmp_path):
     ]
     assert all(i.caption_source == "file" and i.source_name is None for i in ts.items)
     assert ts.items[3].size == (80, 60)
-    text = "\n".join(ts.warnings)
+    text = "\n".join(ts.all_warnings())
     for expected in ["no dataset.json", "notes", "2_full body/broken.png", "no .txt caption",
                      "stray.png"]:
         assert expected in text
@@ -378,7 +378,7 @@ def test_the_plain_kohya_reader_leaves_out_files_linked_to_outside(tmp_path):
     ts = read_training_set(root)
     assert [i.image for i in ts.items] == ["1_a/inner.png", "1_a/real.png"]
     assert not any("secret" in i.caption for i in ts.items)
-    text = "\n".join(ts.warnings)
+    text = "\n".join(ts.all_warnings())
     assert "linked to outside the set folder" in text
     for name in ["1_a/linked.png", "1_a/captioned.txt", "2_b/photo.png"]:
         assert name in text
@@ -398,3 +398,27 @@ def test_the_fingerprint_ignores_captions_the_pack_writes_but_not_hand_edits(wri
     image = ts.path / ts.items[2].image
     image.write_bytes(image.read_bytes() + b"\0")
     assert training_set_fingerprint(ts.root) != edited
+
+
+
+def test_read_warnings_are_not_saved_into_the_manifest(written):
+    _, ts = written
+    (ts.path / ts.items[0].caption_file).write_text("by hand\n", encoding="utf-8")
+    again = read_training_set(ts.root)
+    assert any("edited outside" in w for w in again.all_warnings())
+    again.save_manifest()
+    assert "edited outside" not in (ts.path / "dataset.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("caption_file", ["1_original/x.png", "1_original/x.jpg", "same"])
+def test_a_caption_file_that_is_not_its_own_txt_is_refused(written, caption_file):
+    """A damaged manifest could otherwise make a caption write overwrite a training image."""
+    _, ts = written
+    data = json.loads((ts.path / "dataset.json").read_text(encoding="utf-8"))
+    first, second = data["items"][0], data["items"][1]
+    second["caption_file"] = {"1_original/x.png": first["image"],
+                              "1_original/x.jpg": first["image"].rsplit(".", 1)[0] + ".jpg",
+                              "same": first["caption_file"]}[caption_file]
+    (ts.path / "dataset.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InputError, match="must be a .txt file of its own"):
+        read_training_set(ts.root)

@@ -89,8 +89,10 @@ def caption_training_set(training_set: TrainingSet, captioner=None, *,
     set as now on disk and a report."""
     current = read_training_set(training_set.path)
     intent = intent or _intent_of(current)
-    rules = CaptionRules.from_intent(intent)
-    report = CaptionReport(warnings=list(current.warnings))
+    # a set refined before under another intent: its old trigger words go from the captions
+    old = (current.intent or {}).get("trigger_words") or []
+    rules = CaptionRules.from_intent(intent, old_triggers=old)
+    report = CaptionReport(warnings=current.all_warnings())
     todo = [item for item in current.items
             if settings.overwrite_user_edits or item.caption_source != "user"]
     report.kept_user = [item.image for item in current.items if item not in todo]
@@ -131,7 +133,8 @@ def _raw_captions(training_set: TrainingSet, captioner, settings: CaptionSetting
     """Image path -> raw caption for every item (step 2 of the module docstring)."""
     if captioner is None:
         return _existing_captions(training_set)
-    by = f"{captioner.identity}/{settings.detail}"
+    # the model, its task and length bound: raising max_new_tokens captions again
+    by = captioner.settings_key(settings.detail, settings.max_new_tokens)
     stale = [item for item in training_set.items
              if settings.recaption or item.raw_caption is None or item.raw_caption_by != by]
     report.reused = len(training_set.items) - len(stale)
@@ -152,10 +155,15 @@ def _raw_captions(training_set: TrainingSet, captioner, settings: CaptionSetting
 
 
 def _existing_captions(training_set: TrainingSet) -> dict[str, str]:
-    """Without a captioner: the captions on disk, unless they are only placeholders."""
-    usable = {item.image: item.raw_caption or item.caption for item in training_set.items
-              if item.raw_caption or item.caption_source not in ("placeholder",)}
-    if not any(text.strip() for text in usable.values()):
+    """Without a captioner: the captions on disk, unless they are only placeholders. The
+    first refine keeps each as the item's raw caption (``raw_caption_by='file'``), so refining
+    again, under another intent, starts from what was on disk, not from the last refinement."""
+    for item in training_set.items:
+        if item.raw_caption is None and item.caption_source not in ("placeholder", "refined"):
+            item.raw_caption, item.raw_caption_by = item.caption, "file"
+    usable = {item.image: item.raw_caption for item in training_set.items
+              if item.raw_caption and item.raw_caption.strip()}
+    if not usable:
         raise InputError("This training set has no captions yet (only the trigger-word "
                          "placeholders Save Training Set writes): connect a captioner (Load "
                          "Captioner) to CaptionRefine.")

@@ -130,7 +130,11 @@ def wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int, max_lines: int)
     line is cut), at most ``max_lines`` of them; the last ends in '...' when text is left."""
     lines: list[str] = []
     line = ""
-    for word in text.split():
+    words = text.split()
+    for i, word in enumerate(words):
+        if len(lines) > max_lines:  # the rest only goes into the last line's '...'
+            line = " ".join([line, *words[i:]]).strip()
+            break
         candidate = f"{line} {word}" if line else word
         if draw.textlength(candidate, font=font) <= width:
             line = candidate
@@ -138,9 +142,7 @@ def wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int, max_lines: int)
         if line:
             lines.append(line)
         while draw.textlength(word, font=font) > width:  # a word longer than a line
-            cut = len(word)
-            while cut > 1 and draw.textlength(word[:cut], font=font) > width:
-                cut -= 1
+            cut = _longest_prefix(draw, word, font, width)
             lines.append(word[:cut])
             word = word[cut:]
         line = word
@@ -156,6 +158,19 @@ def fit(draw: ImageDraw.ImageDraw, text: str, font, width: int, always: bool = F
     """``text`` cut to fit ``width`` pixels with '...' (``always``: end in '...' anyway)."""
     if not always and draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text.rstrip() + "..."
+    cut = _longest_prefix(draw, text, font, width, suffix="...") if text else 0
+    return text[:cut].rstrip() + "..."
+
+
+def _longest_prefix(draw: ImageDraw.ImageDraw, text: str, font, width: int,
+                    suffix: str = "") -> int:
+    """The most characters of ``text`` (at least 1) that fit ``width`` with ``suffix``:
+    a binary search, since measuring every prefix of a long word is quadratic."""
+    low, high = 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if draw.textlength(text[:middle] + suffix, font=font) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -15,10 +15,15 @@ Rules:
   and it is what a discarded edit goes back to.
 - Files are compared with what is on disk, not with the incoming captions alone (an earlier run
   may have written them): an edit equal to the caption on disk writes nothing.
-- A discarded edit is undone: the caption that came in is written back. Caption Review knows
-  its own writes from a small hidden record in the set folder (`RECORD`); a caption that differs
-  on disk but that it did not write was edited outside IntentTuner and is kept, with a warning.
-  Nothing typed by a person is overwritten without an edit saying so.
+- A discarded edit is undone: the caption it replaced is written back. Caption Review keeps a
+  small hidden record in the set folder (`RECORD`): per image, the edit it wrote and the caption
+  and source that edit replaced, so the undo works even after Caption Refine or ComfyUI ran
+  again. A caption that differs on disk but that it did not write was edited outside IntentTuner
+  and is kept, with a warning; so is one changed in a text editor after an edit was written,
+  while the edit in the panel stays the same (a new edit in the panel wins). Nothing typed by a
+  person is overwritten without an edit saying so.
+- An edit is checked like a refined caption's length: over the text encoder's 77-token window,
+  or not starting with the set's trigger words, it is written as typed and warned about.
 - Edits for images no longer in the set stay in the node and are reported, never dropped.
 """
 
@@ -36,11 +41,12 @@ from ..dataset.training_set import (
     write_text_atomic,
 )
 from ..errors import InputError
+from .text import words
 
 log = logging.getLogger(__name__)
 
 EDITS_INPUT = "edits"  # the node input the panel writes
-RECORD = ".intenttuner-caption-review.json"  # {image: caption} Caption Review wrote from edits
+RECORD = ".intenttuner-caption-review.json"  # {image: {"edit", "before", "source"}}
 LISTED = 5  # images named per summary line
 
 
@@ -79,6 +85,8 @@ class ReviewResult:
     written: int = 0  # caption files written this time (0 when every edit was already on disk)
     restored: list[str] = field(default_factory=list)  # discarded edits undone
     kept_outside: list[str] = field(default_factory=list)  # edited outside IntentTuner, kept
+    conflicts: list[str] = field(default_factory=list)  # changed on disk after our edit: kept
+    checks: list[str] = field(default_factory=list)  # edits over the token window etc.
     unmatched: dict[str, str] = field(default_factory=dict)  # edits for images not in the set
     warnings: list[str] = field(default_factory=list)
 
@@ -103,30 +111,22 @@ def apply_edits(training_set: TrainingSet, edits: dict[str, str]) -> ReviewResul
     keys = {edit_key(item) for item in ts.items}
     wanted = {key: _checked(key, text, ts) for key, text in edits.items() if key in keys}
     result.unmatched = {key: text for key, text in edits.items() if key not in keys}
+    result.checks = _edit_checks(ts, wanted)
     record = _read_record(ts)
-    new_record: dict[str, str] = {}
+    new_record: dict[str, dict] = {}
     for item in ts.items:
-        key = edit_key(item)
+        key, entry = edit_key(item), record.get(item.image)
         on_disk = _caption_on_disk(ts, item)
         if key in wanted:
-            caption = wanted[key]
-            if caption != item.caption or caption != on_disk:
-                if caption != on_disk:
-                    ts.set_caption(item, caption, source="user")
-                    result.written += 1
-                else:  # written by an earlier run; the incoming (cached) set predates it
-                    item.caption, item.caption_source = caption, "user"
-            if item.caption_source == "user":
-                result.edited.append(item.image)
-                new_record[item.image] = caption
-        elif on_disk != item.caption:
-            if on_disk is not None and record.get(item.image) != on_disk:
-                item.caption, item.caption_source = on_disk, "user"
-                result.kept_outside.append(item.image)
-            else:  # our own edit, discarded since (or the caption file is missing)
-                ts.set_caption(item, item.caption, source=item.caption_source)
-                result.written += 1
-                result.restored.append(item.image)
+            _apply_one(ts, item, wanted[key], on_disk, entry, result, new_record)
+        elif entry is not None and on_disk == entry["edit"]:
+            # our edit, discarded since: write back the caption it replaced
+            ts.set_caption(item, entry["before"], source=entry["source"])
+            result.written += 1
+            result.restored.append(item.image)
+        elif on_disk is not None and on_disk != item.caption:
+            item.caption, item.caption_source = on_disk, "user"
+            result.kept_outside.append(item.image)
     listed = _manifest_captions(ts)
     if result.written or (listed is not None and listed != _captions(ts)):
         ts.save_manifest()
@@ -137,6 +137,28 @@ def apply_edits(training_set: TrainingSet, edits: dict[str, str]) -> ReviewResul
     log.info("caption review of %s: %d edited, %d written, %d restored", ts.root,
              len(result.edited), result.written, len(result.restored))
     return result
+
+
+def _apply_one(ts: TrainingSet, item: TrainingItem, caption: str, on_disk: str | None,
+               entry: dict | None, result: ReviewResult, new_record: dict) -> None:
+    """Write one wanted edit (see the module docstring for who wins a conflict)."""
+    if entry is None and caption == item.caption == on_disk:
+        return  # the caption as it is: nothing to edit
+    if entry is not None and caption == entry["edit"] and on_disk not in (None, caption):
+        # changed in a text editor after our write, the panel's edit unchanged: the file wins
+        item.caption, item.caption_source = on_disk, "user"
+        result.conflicts.append(item.image)
+        new_record[item.image] = entry
+        return
+    before = entry or {"before": on_disk if on_disk is not None else item.caption,
+                       "source": item.caption_source}
+    if caption != on_disk:
+        ts.set_caption(item, caption, source="user")
+        result.written += 1
+    else:  # written by an earlier run; the incoming (cached) set predates it
+        item.caption, item.caption_source = caption, "user"
+    result.edited.append(item.image)
+    new_record[item.image] = {**before, "edit": caption}
 
 
 def review_entries(training_set: TrainingSet) -> list[dict]:
@@ -155,6 +177,30 @@ def _checked(key: str, text: str, ts: TrainingSet) -> str:
                          "cannot be empty; discard the edit instead (Discard edit in the "
                          "panel) to keep the caption it had.")
     return caption
+
+
+def _edit_checks(ts: TrainingSet, wanted: dict[str, str]) -> list[str]:
+    """Warnings for edits a trainer would read differently than typed: longer than one CLIP
+    window (cut off there), or not starting with the set's trigger words."""
+    if not wanted:
+        return []
+    from .tokens import CLIP_WINDOW, clip_counter  # the tokenizer only when there are edits
+
+    counter = clip_counter()
+    triggers = ", ".join((ts.intent or {}).get("trigger_words") or [])
+    trigger_words = words(triggers)  # "ohwx man" begins with "ohwx, man" too
+    warnings = []
+    for key, caption in wanted.items():
+        images = _some([item.image for item in ts.items if edit_key(item) == key])
+        tokens = counter.count(caption)
+        if tokens > CLIP_WINDOW:
+            warnings.append(f"the edit for {images} is {tokens} tokens: trainers without "
+                            f"long-prompt support read only the first {CLIP_WINDOW}")
+        if trigger_words and words(caption)[:len(trigger_words)] != trigger_words:
+            warnings.append(f"the edit for {images} does not begin with the trigger words "
+                            f"'{triggers}': the LoRA binds what it shows to them only when "
+                            "they are in the caption")
+    return warnings
 
 
 def _caption_on_disk(ts: TrainingSet, item: TrainingItem) -> str | None:
@@ -182,7 +228,14 @@ def _read_record(ts: TrainingSet) -> dict[str, str]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+    record = {}
+    for image, entry in data.items():
+        if isinstance(entry, str):  # the first version's record: the edit alone
+            entry = {"edit": entry, "before": entry, "source": "user"}
+        if isinstance(entry, dict) and all(isinstance(entry.get(k), str)
+                                           for k in ("edit", "before", "source")):
+            record[image] = entry
+    return record
 
 
 def _captions(ts: TrainingSet) -> dict[str, tuple[str, str]]:
@@ -208,7 +261,11 @@ def _warnings(result: ReviewResult) -> list[str]:
     if result.kept_outside:
         warnings.append(f"{len(result.kept_outside)} caption(s) edited outside IntentTuner "
                         f"kept as they are on disk: {_some(result.kept_outside)}")
-    return warnings
+    if result.conflicts:
+        warnings.append(f"{len(result.conflicts)} caption(s) changed on disk after your edit was "
+                        f"written, kept as they are on disk: {_some(result.conflicts)}; change "
+                        "the edit in the panel to write yours again")
+    return warnings + result.checks
 
 
 def _short(key: str) -> str:

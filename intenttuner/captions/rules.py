@@ -6,22 +6,28 @@ says "a man with blue eyes and a beard"; the intent modifies "hair colour", the 
 "blonde hair". So each concept's *terms* are its name and detector phrase (less attribute nouns
 such as "colour"), the nouns of its values, and the parts and synonyms in `RELATED_TERMS`. A
 phrase *mentions* a concept when one of its terms occurs in it as whole words (a trailing plural
-"s" / "es" allowed).
+"s" / "es" allowed), or as the adjective made from it: "bearded" (listed), "blue-eyed" (a compound
+ending the way `DERIVED_ENDINGS` says).
+
+The trigger words themselves are no concept: `CaptionRules.without_triggers` takes out those a
+captioner (or an old caption, `old_triggers`) wrote into a phrase.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..intent.lexicon import ATTRIBUTE_NOUNS, COLOUR_WORDS, STOPWORDS
 from ..intent.schema import Intent, Operation
-from .text import DETERMINERS, PREPOSITIONS, words
+from .text import DETERMINERS, FUNCTION_WORDS, PREPOSITIONS, trim, words
 
 # Parts and synonyms a caption uses for a concept (the key is a concept's name or phrase). Data,
 # so adding a case is one line.
 RELATED_TERMS: dict[str, tuple[str, ...]] = {
     "face": ("facial", "eyes", "eye", "nose", "mouth", "lips", "beard", "moustache", "mustache",
-             "freckles", "eyebrows", "cheeks", "chin", "stubble", "goatee"),
+             "freckles", "eyebrows", "cheeks", "chin", "stubble", "goatee", "bearded",
+             "freckled", "mustached", "moustached", "clean-shaven", "unshaven"),
     "hair": ("hairstyle", "haircut", "ponytail", "bangs", "fringe", "braid", "braids", "curls",
              "bun", "locks"),
     "jacket": ("coat", "blazer", "parka", "hoodie"),
@@ -41,6 +47,15 @@ RELATED_TERMS: dict[str, tuple[str, ...]] = {
     "bag": ("handbag", "purse", "backpack"),
     "logo": ("emblem", "badge", "brand"),
 }
+# How a compound adjective ends when made from a term: "blue-eyed", "curly-haired". Only with a
+# hyphen ("faced the wall" is no face), and only body parts: "sugar-coated" is no coat.
+DERIVED_ENDINGS = {"eye": "eyed", "eyes": "eyed", "hair": "haired", "cheeks": "cheeked",
+                   "lips": "lipped", "nose": "nosed", "face": "faced", "skin": "skinned",
+                   "chin": "chinned", "eyebrows": "browed"}
+# Nouns of a medium right after a kept style ("a watercolor painting of a house"): the style's
+# words with it, so cutting the style leaves what the picture shows ("a house").
+MEDIUM_NOUNS = frozenset("""painting paintings drawing drawings illustration illustrations sketch
+sketches artwork art style print render rendering piece""".split())
 # Words that describe no attribute of the concept they come with.
 _NOT_ATTRIBUTES = STOPWORDS | DETERMINERS | frozenset(
     p for prep in PREPOSITIONS for p in prep.split()) | frozenset(
@@ -59,21 +74,17 @@ class ConceptTerms:
     def mentioned_in(self, text_words: list[str]) -> bool:
         return any(_occurs(term, text_words) for term in self.terms)
 
-    def span_in(self, text_words: list[str]) -> tuple[int, int] | None:
-        """(start, end) word positions of the first term occurring in ``text_words``, with the
-        adjectives and determiner right before it ("a black leather jacket" for "jacket")."""
+    def locate(self, text_words: list[str]) -> tuple[int, int, int] | None:
+        """(start, term start, end) word positions of the first term occurring in
+        ``text_words``: ``start`` is where its noun phrase begins, with the adjectives and
+        determiner right before it ("a black leather jacket" for "jacket"), ``term start``
+        where the term itself does."""
         for term in self.terms:
             size = len(term)
             for i in range(len(text_words) - size + 1):
                 window = text_words[i:i + size]
                 if window[:-1] == list(term[:-1]) and _same_word(window[-1], term[-1]):
-                    start = i
-                    while start and text_words[start - 1] not in _NOT_ATTRIBUTES - DETERMINERS:
-                        if text_words[start - 1] in DETERMINERS:
-                            start -= 1
-                            break
-                        start -= 1
-                    return start, i + size
+                    return _phrase_start(text_words, i), i, i + size
         return None
 
     def attribute_words(self, text_words: list[str]) -> list[str]:
@@ -91,11 +102,16 @@ class CaptionRules:
 
     trigger_words: tuple[str, ...]
     concepts: tuple[ConceptTerms, ...] = field(default_factory=tuple)
+    # the trigger words of the set's previous intent: an old caption may still say them
+    old_triggers: tuple[str, ...] = ()
 
     @classmethod
-    def from_intent(cls, intent: Intent) -> CaptionRules:
+    def from_intent(cls, intent: Intent, old_triggers: Iterable[str] = ()) -> CaptionRules:
+        current = {t.lower() for t in intent.trigger_words}
+        old = tuple(dict.fromkeys(t for t in old_triggers if t.strip()
+                                  and t.lower() not in current))
         return cls(tuple(intent.trigger_words),
-                   tuple(_concept_terms(c) for c in intent.concepts))
+                   tuple(_concept_terms(c) for c in intent.concepts), old)
 
     @property
     def trigger(self) -> str:
@@ -119,6 +135,30 @@ class CaptionRules:
         trigger = {w for t in self.trigger_words for w in words(t)}
         content = [w for w in words(text) if w not in DETERMINERS]
         return bool(content) and all(w in trigger for w in content)
+
+    def without_triggers(self, text: str) -> str:
+        """``text`` without the trigger words (current and old, whole words, any case) that it
+        repeats: "a photo of ohwx man" -> "a photo" when "ohwx" and "man" are trigger words.
+        One right after a describing word stays: that is the captioner's own class noun for
+        the subject ("an anime girl"), not the trigger said again. Empty when nothing but
+        function words is left."""
+        tokens = text.split()
+        bare = [t.lower().strip(".,;:!?\"()") for t in tokens]
+        sequences = sorted({tuple(t.lower().split()) for t in (*self.trigger_words,
+                                                                *self.old_triggers)
+                            if t.split()}, key=lambda seq: (-len(seq), seq))
+        keep = [True] * len(tokens)
+        i = 0
+        while i < len(tokens):
+            seq = next((q for q in sequences if tuple(bare[i:i + len(q)]) == q), None)
+            if seq and (i == 0 or not keep[i - 1] or bare[i - 1] in FUNCTION_WORDS):
+                keep[i:i + len(seq)] = [False] * len(seq)
+                i += len(seq)
+            else:
+                i += 1
+        if all(keep):
+            return text
+        return " ".join(trim([t for t, k in zip(tokens, keep, strict=True) if k]))
 
 
 def _concept_terms(concept) -> ConceptTerms:
@@ -147,6 +187,23 @@ def _head_noun(text: str) -> str:
     return content[-1] if content else ""
 
 
+def _phrase_start(text_words: list[str], i: int) -> int:
+    """Where the noun phrase whose noun is at ``i`` begins: back over its adjectives (across
+    "black and white") to its determiner, but not past a possessor ("a man's | face")."""
+    start = i
+    while start:
+        previous = text_words[start - 1]
+        if previous in DETERMINERS:
+            return start - 1
+        if previous in ("and", "or") and start > 1 and text_words[start - 2] in COLOUR_WORDS:
+            start -= 1
+            continue
+        if previous in _NOT_ATTRIBUTES or previous.endswith("'s"):
+            return start
+        start -= 1
+    return start
+
+
 def _occurs(term: tuple[str, ...], text_words: list[str]) -> bool:
     size = len(term)
     for i in range(len(text_words) - size + 1):
@@ -158,4 +215,7 @@ def _occurs(term: tuple[str, ...], text_words: list[str]) -> bool:
 
 def _same_word(word: str, term: str) -> bool:
     word = word.removesuffix("'s")
+    ending = DERIVED_ENDINGS.get(term)
+    if ending and "-" in word and word.rsplit("-", 1)[1] == ending:
+        return True  # "blue-eyed" for "eyes"
     return word in (term, term + "s", term + "es") or (term.endswith("s") and word == term[:-1])

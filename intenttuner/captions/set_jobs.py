@@ -13,8 +13,8 @@ from ..augment.types import ORIGINAL_GROUP
 from ..dataset.training_set import TrainingItem, TrainingSet
 from ..intent.schema import Operation
 from .job import CaptionJob
-from .rules import CaptionRules
-from .text import collapse_repeats, normalise, split_phrases, words
+from .rules import CaptionRules, ConceptTerms
+from .text import collapse_repeats, normalise, split_phrases, strip_close_up, words
 
 
 def build_jobs(training_set: TrainingSet, items: list[TrainingItem], raw: dict[str, str],
@@ -57,15 +57,22 @@ def _hints(siblings: list[TrainingItem], raw: dict[str, str],
         for phrase in split_phrases(text):
             described = concept.mentioned_in(phrase.words) and concept.attribute_words(
                 phrase.words)
-            state = _state_of(phrase.text)
+            state = _state_of(phrase.text, concept)
             if described and state not in found:
                 found.append(state)
     return {name: states for name, states in hints.items() if states}
 
 
-def _state_of(text: str) -> str:
-    """A crop caption's phrase as a state: "with long blonde hair" -> "long blonde hair"."""
-    first = words(text)[0] if words(text) else ""
+def _state_of(text: str, concept: ConceptTerms) -> str:
+    """A crop caption's phrase as a state: the concept's noun phrase in it ("with long blonde
+    hair" -> "long blonde hair"; "a close up of a person's blonde hair" -> "blonde hair"), so
+    the crop's framing and owner do not end up in the whole image's caption."""
+    text = strip_close_up(text) or text
+    tokens, lower = text.split(), words(text)
+    found = concept.locate(lower) if len(tokens) == len(lower) else None
+    if found and concept.attribute_words(lower[found[0]:found[2]]):
+        return " ".join(tokens[found[0]:found[2]])
+    first = lower[0] if lower else ""
     if first in ("with", "wearing", "has", "having"):
         return text.split(" ", 1)[1] if " " in text else text
     return text

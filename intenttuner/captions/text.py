@@ -9,7 +9,14 @@ refiner removes and adds whole *phrases*, so a caption is cut where a new thing 
 - before "and" / "or" when a new noun phrase follows ("... black hair | and a beard"), but not
   between adjectives ("a black and white photo");
 - before "with", "wearing", "holding"... (a participle), and before a preposition that does not
-  follow a verb ("a man | in a black jacket", but "standing on a street" stays whole).
+  follow a verb ("a man | in a black jacket", but "standing on a street" and "looking directly
+  at the camera" stay whole);
+- at a clause: a copula before a participle ("the dog | lying on a floor", "short hair | and is
+  wearing ...") and "has" after a subject ("the man | with short hair"), so Florence-2's
+  sentences become phrases like BLIP's.
+
+Florence-2's filler goes first: openers ("The image is", "She has"), "in the image", "it appears
+to be"; a piece never ends on a word that joins it to nothing ("... and is", "... and").
 
 A hand-written chunker, not a parser (spaCy, NLTK): captions are short and formulaic, and a
 parser would be a 50 MB+ dependency with its own model download for a few dozen rules.
@@ -26,11 +33,18 @@ _ARTEFACTS = re.compile(r"\b(?:ara+f+e*d?|araffe|arafed|arrafed|araf+ed)\b\s*", 
 # Sentence openers that say nothing about the picture ("The image shows ...", "there is ...").
 _OPENERS = re.compile(
     r"^(?:in this (?:image|picture|photo)(?: we can see)?|the (?:image|picture|photo|photograph) "
-    r"(?:shows|is of|features|depicts|contains)|this (?:is|image shows) |there (?:is|are) |"
-    r"(?:he|she|they|it) (?:is|are) |(?:he|she|they|it) (?=\w+ing\b))\s*",
-    re.IGNORECASE)
+    r"(?:shows|is of|features|depicts|contains|appears to be|has|is)\b|this (?:is|image shows) |"
+    r"there (?:is|are) |(?:he|she|they|it) (?:is|are|has|have) |(?:he|she|they|it) (?=\w+ing\b))"
+    r"\s*", re.IGNORECASE)
+# Florence-2 places its subject "in the image"; that says nothing about the picture either.
+_IN_THE_IMAGE = re.compile(r"\s*\b(?:in|of|from) (?:the|this) (?:image|picture|photo(?:graph)?)\b",
+                           re.IGNORECASE)
+# Openers of a comma-separated piece: "..., but it appears to be a city street".
+_PIECE_OPENERS = re.compile(r"^(?:(?:and|but) )?(?:(?:it|which|this) (?:appears|seems) to be )?",
+                            re.IGNORECASE)
 # A captioner's own framing ("a close up of ...", "close-up shot of ..."), replaced by ours.
-_CLOSE_UP = re.compile(r"^(?:an? )?(?:extreme )?close[- ]?up(?: view| shot| photo)?(?: of)?\s*",
+_CLOSE_UP = re.compile(r"^(?:an? )?(?:extreme )?close[- ]?up"
+                       r"(?: view| shot| photo(?:graph)?| portrait| image| picture)?(?: of)?\s*",
                        re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|[.!?;]+$|\n+")
 _WORD = re.compile(r"[\w'’-]+", re.UNICODE)
@@ -49,6 +63,12 @@ something nothing anything everything pudding stocking stockings bedding railing
 frosting landing wing wings swing spring sling ceiling sibling sketching shading rendering
 """.split())
 _VERBS = frozenset("is are was were be being stands sits lies walks looks poses".split())
+COPULAS = frozenset("is are was were".split())
+# Words that join a piece to what was cut off ("short hair and is", "that"): never its edge.
+_LEADING = frozenset("and or but".split()) | COPULAS
+_TRAILING = _LEADING | frozenset("has have with that which who".split())
+# Words that say nothing on their own: what a cut leaves of a phrase must hold another word.
+FUNCTION_WORDS = DETERMINERS | PREPOSITION_WORDS | _TRAILING | {"of"}
 
 
 @dataclass(frozen=True)
@@ -106,9 +126,12 @@ def split_phrases(caption: str) -> list[Phrase]:
     phrases: list[Phrase] = []
     for s, sentence in enumerate(p for p in _SENTENCE_END.split(caption) if p and p.strip()):
         sentence = _OPENERS.sub("", sentence.strip().rstrip(".!?;").strip())
+        sentence = _OPENERS.sub("", _IN_THE_IMAGE.sub("", sentence).strip(" ,"))
+        # "The man ..." begins a sentence, not a name: as a phrase it is "the man"
+        sentence = re.sub(r"^(The|An?) ", lambda m: m.group(1).lower() + " ", sentence)
         pieces: list[str] = []
         for part in re.split(r"\s*,\s*", sentence):
-            pieces.extend(_chunk(part))
+            pieces.extend(_chunk(_PIECE_OPENERS.sub("", part)))
         for position, piece in enumerate(p for p in pieces if words(p)):
             phrases.append(Phrase(piece, s, position))
     return phrases
@@ -116,28 +139,51 @@ def split_phrases(caption: str) -> list[Phrase]:
 
 def _chunk(part: str) -> list[str]:
     tokens = part.split()
+    lower = [t.lower().strip(".,") for t in tokens]
     chunks: list[list[str]] = [[]]
     i = 0
     while i < len(tokens):
-        lower = [t.lower().strip(".,") for t in tokens]
         prep = _preposition_at(lower, i)
         previous = lower[i - 1] if i else ""
-        current = chunks[-1]
-        boundary = bool(current) and (
+        following = lower[i + 1] if i + 1 < len(tokens) else ""
+        word = tokens[i]
+        boundary = bool(chunks[-1]) and (
             lower[i] in _STARTERS
             or (_is_participle(lower[i]) and previous not in _VERBS
                 and previous not in DETERMINERS)
-            or (prep is not None and not _is_verbish(previous) and previous not in _STARTERS)
-            or (lower[i] in ("and", "or") and i + 1 < len(tokens)
-                and _starts_noun_phrase(lower[i + 1])))
+            or (prep is not None and not _is_verbish(previous) and previous not in _STARTERS
+                and not (previous.endswith("ly") and i > 1 and _is_verbish(lower[i - 2])))
+            or (lower[i] in ("and", "or") and bool(following)
+                and (_starts_noun_phrase(following) or following in COPULAS))
+            or (lower[i] in COPULAS and _is_participle(following))  # "the dog | is lying"
+            or (lower[i] in ("has", "have") and following not in ("been", "")))
         if boundary:
-            if lower[i] in ("and", "or"):
-                i += 1  # the conjunction joins nothing once the phrases are separate
             chunks.append([])
+            if lower[i] in ("has", "have"):
+                word = "with"  # "the man has short hair" -> "the man | with short hair"
         width = len(prep.split()) if prep else 1
-        chunks[-1].extend(tokens[i:i + width])
+        chunks[-1].extend([word, *tokens[i + 1:i + width]])
         i += width
-    return [" ".join(c) for c in chunks if c]
+    return [" ".join(c) for c in (_tidy(c) for c in chunks) if c]
+
+
+def _tidy(chunk: list[str]) -> list[str]:
+    """``chunk`` without the joining words at its edges (the leading "and" of a split, the
+    "and is" Florence-2 ends a piece on); empty when nothing else is left."""
+    while chunk and chunk[0].lower().strip(".,") in _LEADING:
+        chunk = chunk[1:]
+    while chunk and chunk[-1].lower().strip(".,") in _TRAILING:
+        chunk = chunk[:-1]
+    return chunk
+
+
+def trim(tokens: list[str]) -> list[str]:
+    """What a cut left of a phrase: no dangling function words at its edges ("a photo of" ->
+    "a photo"), and nothing at all when only function words are left ("on his")."""
+    tokens = _tidy(tokens)
+    while tokens and tokens[-1].lower() in FUNCTION_WORDS:
+        tokens = tokens[:-1]
+    return tokens if any(w not in FUNCTION_WORDS for w in words(" ".join(tokens))) else []
 
 
 def _preposition_at(lower: list[str], i: int) -> str | None:

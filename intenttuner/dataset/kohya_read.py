@@ -135,7 +135,7 @@ def read_plain_kohya(root: Path) -> TrainingSet:
         warnings.append(f"{len(top_level)} image(s) directly in the set folder are ignored "
                         "here and by kohya (ComfyUI's reader uses them once): "
                         + _some([p.name for p in top_level]))
-    training_set = TrainingSet(groups=groups, items=items, warnings=warnings)
+    training_set = TrainingSet(groups=groups, items=items, read_warnings=warnings)
     training_set.root = str(root.resolve())
     return training_set
 
@@ -200,13 +200,13 @@ def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
     extra = [f"{f}/{p.name}" for f in sorted(folders) for p in _images_in(root / f, root)
              if f"{f}/{p.name}" not in listed]
     if edited:
-        training_set.warnings.append(f"{len(edited)} caption(s) edited outside IntentTuner, "
+        training_set.read_warnings.append(f"{len(edited)} caption(s) edited outside IntentTuner, "
                                      "kept as they are on disk: " + _some(edited))
     if changed:
-        training_set.warnings.append(f"{len(changed)} image(s) changed since the set was "
+        training_set.read_warnings.append(f"{len(changed)} image(s) changed since the set was "
                                      "written: " + _some(changed))
     if extra:
-        training_set.warnings.append(f"{len(extra)} image(s) in the set's folders are not in "
+        training_set.read_warnings.append(f"{len(extra)} image(s) in the set's folders are not in "
                                      f"{MANIFEST} (trainers will use them; no provenance): "
                                      + _some(extra))
 

@@ -26,7 +26,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..augment.types import Operation
 from ..errors import InputError
@@ -61,8 +68,9 @@ class TrainingItem(_Model):
         default=None, description="What the captioner wrote for this image, before the intent "
                                   "rules (kept so re-refining needs no captioner run).")
     raw_caption_by: str | None = Field(
-        default=None, description="Which captioner and detail wrote raw_caption "
-                                  "('florence2:Florence-2-base/detailed').")
+        default=None, description="Which captioner, task and length bound wrote raw_caption "
+                                  "('florence2:Florence-2-base/detailed/128'); 'file' for "
+                                  "captions that were on disk.")
     group: str = Field(description="Its group: 'original' or a concept name.")
     repeats: int = Field(ge=1, description="Times the trainer repeats it per epoch (its "
                                            "group's repeats).")
@@ -107,7 +115,29 @@ class TrainingSet(_Model):
     augment: dict[str, Any] = Field(default_factory=dict,
                                     description="The augment plan's settings, skipped crops, "
                                                 "warnings and inpainting backend.")
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list,
+                                description="What the writer found (capped repeats...).")
+    read_warnings: list[str] = Field(
+        default_factory=list, exclude=True,
+        description="What reading the folder found (edited captions, extra images...): true of "
+                    "this read only, so never saved into dataset.json.")
+
+    @model_validator(mode="after")
+    def _caption_files_are_their_own(self) -> TrainingSet:
+        """A damaged manifest must not make a caption write land on an image or on another
+        item's caption: each caption file is a .txt beside its own image."""
+        images = {item.image for item in self.items}
+        seen: set[str] = set()
+        for item in self.items:
+            name = item.caption_file
+            if not name.lower().endswith(".txt") or name in images or name in seen:
+                raise ValueError(f"item {item.image!r}: caption_file {name!r} must be a .txt "
+                                 "file of its own (not an image, not another item's caption)")
+            seen.add(name)
+        return self
+
+    def all_warnings(self) -> list[str]:
+        return [*self.warnings, *self.read_warnings]
 
     # -- reading the set ---------------------------------------------------------------------
     @property
@@ -147,7 +177,7 @@ class TrainingSet(_Model):
                  f"{self.steps_per_epoch()} per epoch with repeats, at {self.root}",
                  f"groups (images x repeats): {groups}",
                  f"captions: {captions or 'none'}"]
-        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"warning: {w}" for w in self.all_warnings()]
         return "\n".join(lines)
 
     # -- what CaptionRefine changes ------------------------------------------------------------

@@ -221,6 +221,17 @@ class Captioner:
         settings = self._settings(detail, batch_size, max_new_tokens, num_beams)
         return self._run(images, batch_size, settings)
 
+    def settings_key(self, detail: str, max_new_tokens: int | None = None) -> str:
+        """Which captions ``caption(detail=..., max_new_tokens=...)`` writes, as a string: the
+        model, the task it runs and the length bound, with defaults resolved. Equal keys mean
+        equal captions, so a caller may cache captions under it."""
+        settings = self._settings(detail, 1, max_new_tokens, 3)
+        return f"{self.identity}/{self.task_name(detail)}/{settings.max_new_tokens}"
+
+    def task_name(self, detail: str) -> str:
+        """What ``detail`` makes the model do (a model with one caption style ignores it)."""
+        return detail
+
     def _settings(self, detail: str, batch_size: int, max_new_tokens: int | None,
                   num_beams: int, prompt: str | None = None) -> Settings:
         if detail not in DETAILS:

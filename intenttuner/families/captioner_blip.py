@@ -63,6 +63,9 @@ class BlipCaptioner(Captioner):
     kind = "blip"
     max_tokens = {"short": 40, "detailed": 40, "more_detailed": 40}
 
+    def task_name(self, detail: str) -> str:
+        return "caption"  # one caption style whatever the detail
+
     def caption(self, images: Sequence[Image.Image], *, detail: str = "detailed",
                 batch_size: int = 8, max_new_tokens: int | None = None, num_beams: int = 3,
                 prompt: str | None = None) -> list[str]:
