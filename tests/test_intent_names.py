@@ -8,10 +8,11 @@ import pytest
 
 from intenttuner.errors import InputError
 from intenttuner.intent import notes
+from intenttuner.intent.context import extra_parts
 from intenttuner.intent.names import names_in
 from intenttuner.intent.offline import parse_offline
 from intenttuner.intent.parse import parse_intent
-from intenttuner.intent.schema import Domain, ReferenceBox
+from intenttuner.intent.schema import Domain, Operation, ReferenceBox
 
 
 def refs(n: int) -> list[ReferenceBox]:
@@ -311,3 +312,242 @@ def test_a_remark_about_the_trigger_is_not_a_trigger_word():
 
     assert parse_offline("Keep his face. The default trigger is fine.").trigger_words == ["ohwx"]
     assert parse_offline("The trigger is Zorro. Keep his mask.").trigger_words == ["Zorro"]
+
+
+# -- nothing said is dropped silently ------------------------------------------------------------
+@pytest.mark.parametrize(("text", "word"), [
+    ("the scarf is a must", "scarf"),
+    ("glasses are a must-have", "glasses"),
+    ("the hat is a dealbreaker", "hat"),
+    ("teach it the logo", "logo"),
+    ("a girl named Aiko with her hair open to whatever", "hair"),
+    ("my dog Rex wears a blue collar in most photos, it should be red sometimes", "collar"),
+    ("these are photos of my grandma, her smile is everything", "smile"),
+    ("the necklace is a big deal", "necklace"),
+    ("my cat Miso sleeps on a red blanket in every photo", "blanket"),
+])
+def test_a_clause_saying_more_than_who_is_trained_is_never_dropped(text, word):
+    """A context cue ("is a", "teach", "these are") or a name does not make the whole clause
+    context: what it says beyond who is trained is a concept or unplaced, never gone."""
+    intent = parse_offline(text)
+    assert any(word in s for s in [c.name for c in intent.concepts] + intent.unplaced), intent
+
+
+@pytest.mark.parametrize(("clause", "spans", "extra"), [
+    ("I'm training a girl named Aiko", ["a girl named Aiko"], []),
+    ("Photos of our cat, Miso, on the sofa", ["our cat, Miso"], []),
+    ("This is a log cabin", [], []),
+    ("A street artist known as Zed", ["known as Zed"], []),
+    ("A girl named Aiko (愛子)", ["A girl named Aiko"], []),
+    ("I took these pictures of my son Leo over the summer", ["my son Leo"], []),
+    ("the scarf is a must", [], ["the scarf is a must"]),
+    ("teach it the logo", [], ["teach it the logo"]),
+    ("these are photos of my grandma, her smile is everything", [],
+     ["her smile is everything"]),
+    ("my dog Rex wears a blue collar in most photos", ["my dog Rex"],
+     ["my dog Rex wears a blue collar in most photos"]),
+])
+def test_extra_parts_are_what_a_clause_says_beyond_who_is_trained(clause, spans, extra):
+    assert extra_parts(clause, spans) == extra
+
+
+@pytest.mark.parametrize("text", [
+    "Photos of our cat, Miso, on the sofa. Keep her markings.",
+    "I'm training a girl named Aiko. Keep her face.",
+    "This is a log cabin. Keep the roof.",
+    "A street artist known as Zed. Keep his mask.",
+    "I want a LoRA of my golden retriever Max. No leash.",
+])
+def test_a_clause_that_only_says_who_is_trained_stays_context(text):
+    assert parse_offline(text).unplaced == []
+
+
+def test_a_description_yielding_nothing_is_unplaced_whole():
+    text = "My beagle Pepper. Pepper should look the same."
+    intent = parse_offline(text)
+    assert intent.concepts == []
+    assert len(intent.unplaced) == 1 and intent.unplaced[0].startswith(text)
+    with pytest.raises(InputError, match="no concept to keep, change or remove"):
+        parse_intent(text)
+    assert parse_offline("these are photos of my grandma").unplaced  # context, nothing else
+
+
+@pytest.mark.parametrize("text", ["...", "!!!???", " - , ; "])
+def test_a_description_without_words_is_an_error(text):
+    with pytest.raises(InputError, match="has no words"):
+        parse_offline(text)
+
+
+def test_an_overlong_description_is_an_error_naming_the_limit():
+    text = "Keep the face. " * 300
+    with pytest.raises(InputError, match=rf"is {len(text)} characters long.*at most 4000"):
+        parse_offline(text)
+    parse_offline("Keep the face. " * 200)  # 3000 characters are fine
+
+
+# -- the named subject is never deleted ------------------------------------------------------------
+@pytest.mark.parametrize(("text", "trigger", "deleted"), [
+    ("my dog Rex never wears a collar", ["Rex"], "collar"),
+    ("my cat Miso wears a bell that I want gone", ["Miso"], "bell"),
+    ("a cat called Tom with a bow tie that must not appear", ["Tom"], "bow tie"),
+    ("My dog Rex never has a leash.", ["Rex"], "leash"),
+    ("No collar on my dog Rex.", ["Rex"], "collar"),
+])
+def test_a_name_in_a_delete_clause_is_the_subject_unless_it_is_what_is_removed(
+        text, trigger, deleted):
+    intent = parse_offline(text)
+    assert intent.trigger_words == trigger
+    assert [c.name for c in intent.by_operation(Operation.DELETE)] == [deleted]
+
+
+@pytest.mark.parametrize(("text", "deleted"), [
+    ("The Rolex watch must go. Keep the man's beard.", "rolex watch"),
+    ("Remove the Rolex watch strap. Keep his face.", "rolex watch strap"),
+])
+def test_a_removed_brand_is_still_no_subject(text, deleted):
+    intent = parse_offline(text)
+    assert intent.trigger_words == ["ohwx"]
+    assert (deleted, "delete") in concepts(intent)
+
+
+def test_removing_the_subject_itself_is_dropped_with_a_note():
+    intent = parse_offline("My beagle Pepper. Remove Pepper [1]. Keep her ears.", refs(1))
+    assert concepts(intent) == [("ears", "keep")]
+    assert any("'Remove Pepper [1]' removes no concept" in n for n in intent.notes)
+    assert any(n.startswith("Reference box [1] is not bound") for n in intent.notes)
+
+
+# -- directives ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "trigger", "expected"), [
+    ("trigger: sks keep his face", ["sks"], [("face", "keep")]),
+    ("token: abc123 remove watermark", ["abc123"], [("watermark", "delete")]),
+    ("Trigger = zzz no hat", ["zzz"], [("hat", "delete")]),
+    ("activation word: lmn, keep the face", ["lmn"], [("face", "keep")]),
+    ("trigger: sks his face must stay", ["sks"], [("face", "keep")]),
+    ("trigger word = pkm don't change the ears", ["pkm"], [("ears", "keep")]),
+    ("trigger: dog. Keep the face.", ["dog"], [("face", "keep")]),  # a value, though a word
+])
+def test_a_trigger_value_ends_at_the_instruction_in_its_own_part(text, trigger, expected):
+    intent = parse_offline(text)
+    assert intent.trigger_words == trigger
+    assert concepts(intent) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "trigger: the default is fine. Keep the face.",
+    "token = none, keep the face",
+    "Keep the face. The default trigger is fine.",
+])
+def test_a_remark_about_the_trigger_gives_the_default_trigger_with_notes(text):
+    intent = parse_offline(text)
+    assert intent.trigger_words == ["ohwx"]
+    assert concepts(intent) == [("face", "keep")]
+    assert any("read as a remark about the trigger word" in n for n in intent.notes)
+    assert any(n.startswith("No trigger word given") for n in intent.notes)
+
+
+def test_a_domain_word_after_domain_is_is_the_domain_not_a_remark():
+    intent = parse_offline("domain is portrait, keep the face")
+    assert intent.domain is Domain.PORTRAIT
+    assert concepts(intent) == [("face", "keep")]
+    fine = parse_offline("the domain is fine. Keep the collar.")
+    assert concepts(fine) == [("collar", "keep")]
+    assert any("remark about the domain" in n for n in fine.notes)
+
+
+# -- foreign parts of English sentences -------------------------------------------------------------
+@pytest.mark.parametrize(("text", "expected", "foreign"), [
+    ("keep the face, pelo cambiable, sin gafas", [("face", "keep")],
+     [("pelo cambiable", "Spanish"), ("sin gafas", "Spanish")]),
+    ("keep his face, entferne die Brille und den Hut bitte", [("face", "keep")],
+     [("entferne die Brille und den Hut bitte", "German")]),
+    ("保持脸部 keep face", [("face", "keep")], [("保持脸部", "Chinese")]),
+    ("keep the logo, 帽子を取って", [("logo", "keep")], [("帽子を取って", "Japanese")]),
+])
+def test_a_foreign_part_of_an_english_sentence_is_unplaced(text, expected, foreign):
+    intent = parse_offline(text)
+    assert concepts(intent) == expected
+    assert intent.unplaced == [f"{part} ({notes.foreign_reason(language)})"
+                               for part, language in foreign]
+    assert any("reads English only" in n and "not parsed" in n for n in intent.notes)
+
+
+def test_a_name_in_another_script_is_no_foreign_part():
+    intent = parse_offline("My cat 小雪, keep her whiskers")
+    assert intent.trigger_words == ["小雪"]
+    assert concepts(intent) == [("whiskers", "keep")]
+    assert intent.unplaced == []
+
+
+# -- clashes the user never wrote ------------------------------------------------------------------
+def test_other_tells_two_concepts_of_one_name_apart():
+    intent = parse_offline("my dog Pepper. keep Pepper's collar, no collar on the other dog")
+    assert intent.trigger_words == ["Pepper"]
+    assert concepts(intent) == [("collar", "keep"), ("other dog collar", "delete")]
+    earrings = parse_offline("keep her earrings [1], remove the other earrings [2]", refs(2))
+    assert [(c.name, c.operation.value, c.references) for c in earrings.concepts] == [
+        ("earrings", "keep", [1]), ("other earrings", "delete", [2])]
+    first_other = parse_offline("My dog Pepper. No collar on the other dog, keep Pepper's "
+                                "collar.")
+    assert concepts(first_other) == [("other dog collar", "delete"), ("collar", "keep")]
+
+
+def test_other_about_something_else_leaves_a_written_clash_an_error():
+    with pytest.raises(InputError, match="'hat' is both keep"):
+        parse_offline("Keep the hat, no other accessories. Remove the hat.")
+    gold = parse_offline("Keep her gold earrings. Remove the other gold earrings.")
+    assert concepts(gold) == [("gold earrings", "keep"), ("other gold earrings", "delete")]
+
+
+def test_an_absorbed_name_tells_its_concept_apart():
+    intent = parse_offline("My dog Pepper. Keep Pepper's collar. No collar.")
+    assert concepts(intent) == [("pepper's collar", "keep"), ("collar", "delete")]
+
+
+def test_a_clash_left_after_telling_apart_is_unplaced_not_an_error():
+    intent = parse_offline("Keep her earrings. Remove the other earrings. The other earrings "
+                           "can change.")
+    assert concepts(intent) == [("earrings", "keep"), ("other earrings", "delete")]
+    assert len(intent.unplaced) == 1
+    assert intent.unplaced[0].startswith("The other earrings can change ('earrings' is also to "
+                                         "keep")
+
+
+# -- labels and pet names -------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Note: keep the face", [("face", "keep")]),
+    ("Goal - keep the logo", [("logo", "keep")]),
+    ("Update: hair can change", [("hair", "modify")]),
+    ("Monday: keep the face", [("face", "keep")]),
+    ("Please note: the logo must stay.", [("logo", "keep")]),
+    ("Keep the face. PS: remove the watermark.", [("face", "keep"), ("watermark", "delete")]),
+    ("Hair: can change", [("hair", "modify")]),  # a concept, not a label
+])
+def test_a_leading_label_is_neither_a_concept_nor_a_name(text, expected):
+    intent = parse_offline(text)
+    assert intent.trigger_words == ["ohwx"]
+    assert concepts(intent) == expected
+
+
+@pytest.mark.parametrize(("text", "trigger"), [
+    ("my dog Bear, keep his face", ["Bear"]),
+    ("My dog Teddy. Keep his ears.", ["Teddy"]),
+    ("My kitten Kitty. Keep her stripes.", ["Kitty"]),
+    ("My cat Boots. Keep her whiskers.", ["Boots"]),
+    ("My cat Socks. Keep her paws.", ["Socks"]),
+    ("Our dog Blue. Keep his collar.", ["Blue"]),
+    ("My dog Lady should keep her spots.", ["Lady"]),
+    ("My cat Princess has to keep her bow.", ["Princess"]),
+    ("My cat Baby. Keep her eyes.", ["Baby"]),
+    ("My kitten, Fluffy, keep her whiskers", ["Fluffy"]),
+    ("A dog named Bear. Keep the fur.", ["Bear"]),
+])
+def test_a_pet_name_the_lexicon_knows_is_a_name_with_a_capital(text, trigger):
+    intent = parse_offline(text)
+    assert intent.trigger_words == trigger
+    assert all(trigger[0].lower() not in c.name for c in intent.concepts)
+
+
+@pytest.mark.parametrize("text", ["my dog bear, keep his face", "my cat socks. keep her paws"])
+def test_a_lower_case_known_word_is_still_no_name(text):
+    assert parse_offline(text).trigger_words == ["ohwx"]

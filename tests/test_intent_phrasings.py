@@ -276,3 +276,136 @@ def test_no_cue_is_listed_under_two_operations():
             if owner.setdefault(cue, operation.value) != operation.value:
                 clashes.add(cue)
     assert clashes == set()
+
+
+def _values(text: str, boxes: int = 0) -> list[tuple[str, str, list[str]]]:
+    """(name, operation, value texts) of each concept."""
+    intent = parse_offline("trigger: sks. " + text, refs(boxes))
+    return [(c.name, c.operation.value, [v.text for v in c.values]) for c in intent.concepts]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # the noun phrase before a negated have / wear / carry owns what goes: it stays
+    ("The dog never has a collar.", [("collar", D)]),
+    ("The man never has a beard.", [("beard", D)]),
+    ("The bottle must not have a label.", [("label", D)]),
+    ("Rex should never wear a collar.", [("collar", D)]),
+    ("The dog has no collar.", [("collar", D)]),
+    ("My cat should never carry a toy.", [("toy", D)]),
+    ("The dog no longer has a collar.", [("collar", D)]),
+    ("The dog never has a collar and the cat never has a bell.", [("collar", D), ("bell", D)]),
+    ("Keep the face and the dog never has a collar.", [("face", K), ("collar", D)]),
+])
+def test_the_owner_of_what_is_deleted_is_not_deleted(text, expected):
+    _check(text, expected)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a bare "no" / "never" opens an instruction of its own, comma or not
+    ("Keep the face no hat.", [("face", K), ("hat", D)]),
+    ("Keep her face no glasses no hat.", [("face", K), ("glasses", D), ("hat", D)]),
+    ("Same face every time no glasses.", [("face", K), ("glasses", D)]),
+    ("Keep the jacket never the cap.", [("jacket", K), ("cap", D)]),
+    ("Change the hair never the face.", [("hair", M), ("face", K)]),  # never [change] the face
+    ("Remove the hat and never remove the scarf.", [("hat", D), ("scarf", K)]),
+    # a negated absence is keep
+    ("Never without her scarf.", [("scarf", K)]),
+    ("She should never be without her scarf.", [("scarf", K)]),
+    ("He should never go without his glasses.", [("glasses", K)]),
+])
+def test_bare_negations_and_double_negation(text, expected):
+    _check(text, expected)
+
+
+@pytest.mark.parametrize(("text", "boxes", "expected"), [
+    # a part with only a weak cue, or one saying what is trained, is a clause of its own
+    ("Her eyes should always be green, pose doesnt matter.", 0,
+     [("green eyes", K, []), ("pose", M, [])]),
+    ("Superhero landing pose [1], the person doing it can change.", 1,
+     [("superhero landing pose", K, [1]), ("person", M, [])]),
+    ("The subject is the red sneaker [1], laces can be any colour.", 1,
+     [("red sneaker", K, [1]), ("laces colour", M, [])]),
+    ("The hat, the scarf and the gloves can change.", 0,  # a list is no such part
+     [("hat", M, []), ("scarf", M, []), ("gloves", M, [])]),
+    # a part ending in a modal takes the cue before it without its negation
+    ("The face shouldn't change, the hair should.", 0, [("face", K, []), ("hair", M, [])]),
+    ("The dress doesn't matter, the shoes do.", 0, [("dress", M, []), ("shoes", K, [])]),
+    ("I don't want his face to change, the hair can.", 0, [("face", K, []), ("hair", M, [])]),
+    ("Keep the face, the hair too.", 0, [("face", K, []), ("hair", K, [])]),
+    ("Keep the face, if you can.", 0, [("face", K, [])]),  # says how, leans on nothing
+])
+def test_weak_parts_and_ellipses_are_clauses_of_their_own(text, boxes, expected):
+    intent = parse_offline("trigger: sks. " + text, refs(boxes))
+    assert [(c.name, c.operation.value, c.references) for c in intent.concepts] == expected
+    assert [u for u in intent.unplaced if "found nothing" not in u] == [], text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a choice of values is a change of the noun before it, never more things to keep
+    ("Keep bottle shape and cap, background either marble or wood.",
+     [("bottle shape", K, []), ("cap", K, []), ("background", M, ["marble", "wood"])]),
+    ("Keep the face, background can be a beach or a forest.",
+     [("face", K, []), ("background", M, ["beach", "forest"])]),
+    ("Keep the face and the background either marble or wood.",
+     [("face", K, []), ("background", M, ["marble", "wood"])]),
+    ("Keep the face, background like a beach or a forest, keep the hat.",
+     [("face", K, []), ("background", M, ["beach", "forest"]), ("hat", K, [])]),
+    # a value list stops at a comma that starts a new clause
+    ("Oil painting style like van gogh, brushstrokes are what matters.",
+     [("oil painting style", K, []), ("brushstrokes", K, [])]),
+])
+def test_value_lists_are_choices_and_end_with_their_clause(text, expected):
+    assert _values(text) == expected
+
+
+def test_a_choice_to_keep_that_names_nothing_keeps_nothing():
+    got, intent = read("Keep either the hat or the scarf.")
+    assert got == []
+    assert intent.unplaced == ["Keep either the hat or the scarf (found nothing to keep)"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("The hat is a must.", [("hat", K)]),
+    ("The scarf is a must-have.", [("scarf", K)]),
+    ("The tattoo is a dealbreaker.", [("tattoo", K)]),
+    ("Her smile is everything.", [("smile", K)]),
+    ("The logo isn't a must.", [("logo", M)]),
+    ("Don't ever remove the scarf.", [("scarf", K)]),  # "ever" is filler
+    # training and the text prompt are what the description is about, not concepts
+    ("Train a lora on Tokyo streets, keep the neon signs.", [("neon signs", K)]),
+    ("Train on my cat, ignore the sofa.", [("sofa", D)]),
+    ("The text should control the outfit.", [("outfit", M)]),
+    ("The prompt should control the weather.", [("weather", M)]),
+])
+def test_must_haves_filler_and_meta_words(text, expected):
+    _check(text, expected)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Change her outfit but not her hairstyle.", [("outfit", M), ("hairstyle", K)]),
+    # an attribute every such thing has is freed, not deleted
+    ("Keep the hair style, not the colour.", [("hair style", K), ("hair colour", M)]),
+    ("Keep the hairstyle, not the colour.", [("hairstyle", K), ("hair colour", M)]),
+    ("Keep the scarf, the colour can change.", [("scarf", K), ("scarf colour", M)]),
+    ("Keep the character, the style can change.", [("character", K), ("style", M)]),
+])
+def test_attributes_belong_to_their_object(text, expected):
+    _check(text, expected)
+
+
+@pytest.mark.parametrize(("text", "boxes", "expected"), [
+    ("Keep the hat [ 1 ].", 1, [("hat", K, [1])]),
+    ("Keep the hat [ 1 ] and the scarf [2 ].", 2, [("hat", K, [1]), ("scarf", K, [2])]),
+])
+def test_boxes_may_be_written_with_spaces(text, boxes, expected):
+    intent = parse_offline("trigger: sks. " + text, refs(boxes))
+    assert [(c.name, c.operation.value, c.references) for c in intent.concepts] == expected
+    assert not any("is not bound" in note for note in intent.notes)
+
+
+def test_a_long_description_of_repeated_instructions_reads_like_a_short_one():
+    # near the length limit: every repeat says the same, so the same three concepts come out
+    text = "Keep her face, the hair can change, no glasses. " * 80
+    got, intent = read(text[:3900])
+    assert got == [("face", K), ("hair", M), ("glasses", D)]
+    assert intent.unplaced == []

@@ -30,9 +30,12 @@ _TO_PROMPT = _phrases("""up to | left to | leave to | follow | follows | followi
     specified in | specified by | defined by | defined in | come from | comes from |
     depend on | depends on | depending on | according to | based on | listen to | listens to |
     respond to | responds to | obey | obeys | whatever is in | whatever's in | whatever""")
+# Not "says": "the text says SALE" is about text in the picture.
 _PROMPT_DECIDES = _phrases("""decide | decides | should decide | can decide | choose | chooses |
     pick | picks | control | controls | set | sets | determine | determines | handle | handles |
-    dictate | dictates""")  # not "says": "the text says SALE" is about text in the picture
+    dictate | dictates | should control | can control | should set | can set | should pick |
+    can pick | should choose | can choose | should determine | should dictate | will decide |
+    will control | gets to decide | gets to choose | get to decide""")
 # The text, the caption or the user decide only with verbs that clearly hand the choice over.
 _CHOOSERS = _phrases("the text | the caption | the captions | the description | the user | me "
                      "| the person prompting | whoever prompts")
@@ -65,7 +68,7 @@ _MODIFY_PROMPT = (*(f"{v} {n}" for v, n in product(_TO_PROMPT, _PROMPT)),
 _PRESENT_IN_PICTURES = tuple(f"{b} {p}" for b, p in product(_BE_IN, _PICTURES))
 
 # Keep cues that describe a state, not an action: negated they mean change ("should not be
-# fixed", "isn't important", "doesn't have to look like").
+# fixed", "isn't important", "doesn't have to look like", "isn't a must").
 _KEEP_STATES = _phrases("""consistent | consistently | the same | same | stay the same |
     unchanged | stable | fixed | identical | always | faithful | faithfully | faithful to |
     true to | stay true to | stay | stays | remain | remains | accurate | accurately |
@@ -84,7 +87,10 @@ _KEEP_STATES = _phrases("""consistent | consistently | the same | same | stay th
     likeness | above all | as it is | as they are | as is | lock in | no matter what |
     whatever happens |
     at all times | every time | regardless of the prompt | no matter the prompt |
-    independent of the prompt | in every prompt""")
+    independent of the prompt | in every prompt | a must | is a must | are a must |
+    must-have | a must-have | must-haves | is a must-have | dealbreaker | a dealbreaker |
+    deal-breaker | deal breaker | is a dealbreaker | is everything | are everything |
+    means everything""")
 # Keep cues that are actions or presence: negated they mean delete ("don't include any logos",
 # "shouldn't be learned", "must not show up").
 _KEEP_ACTIONS = _phrases("""keep | keeps | kept | keeping | preserve | preserves | preserved |
@@ -193,6 +199,14 @@ DELETE_VERBS = frozenset(_phrases("""remove | removed | removing | delete | dele
 # Delete cues that are bare negations: before another cue they are its negator, not a delete
 # ("no changes to her face" is keep, "without changing his face" is keep).
 NEGATION_CUES = frozenset({"no", "never", "without", "with no"})
+# Negations a negator turns into keep: "never without her scarf" always has the scarf.
+NEGATED_ABSENCE = frozenset({"without", "with no"})
+# Words that may stand between that negator and "without" ("should never *be* without").
+DOUBLE_NEGATION_GAP = ("be", "been", "ever", "go", "goes", "really", "seen", "appear", "appears")
+# A choice between values is a change, but only with the "or" of the values after it: "the
+# background can be a beach or a forest", "either marble or wood". Alone, "can be" is no cue
+# and "either" a weak one.
+CHOICE_CUES = ("can be", "could be", "may be", "might be", "can also be", "could also be")
 
 # A negator just before a keep/modify cue flips it: "don't change" = keep, "don't keep" = delete.
 NEGATORS = _phrases("""don't | do not | doesn't | does not | didn't | never | not | shouldn't |
@@ -209,6 +223,7 @@ NEGATION_WINDOW = 5
 # ("keep the text out of the pictures", "I don't want his face to change").
 _DONT_WANT = _phrases("don't want | do not want | doesn't want | does not want | never want "
                       "| wouldn't want | would not want")
+DONT_WANT = frozenset(_DONT_WANT)
 SPLIT_CUES: tuple[tuple[tuple[str, ...], tuple[str, ...], Operation, int], ...] = (
     (_phrases("keep | leave | take | cut | crop | paint | edit | mask | blur | filter | get "
               "| strip | clean"),

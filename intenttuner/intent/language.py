@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _ENGLISH = frozenset("""the and of to is are his her its their with should must can be will
 would it this that these those for from in on at not don't doesn't keep change remove no
@@ -23,24 +24,26 @@ _FOREIGN: dict[str, frozenset[str]] = {name: frozenset(words.split()) for name, 
         soll sollen sollte muss müssen immer gleich bleiben bleibt keine kein ohne auch auf für
         von zu den dem des werden wird behalte behalten entferne entfernen ändern änderbar
         veränderbar austauschbar haare gesicht augen hund katze mein meine unser unsere oder
-        aber wie sich""",
+        aber wie sich brille hintergrund kleidung mütze bitte""",
     "French": """le la les de du en un et est une des que avec pas ne doit doivent toujours même
         mêmes sans garder garde gardez enlever supprimer retirer changer
         sa ses leur leurs dans sur cheveux visage yeux chien mon ma mes notre nos ou mais aucun
-        aucune être peut peuvent""",
+        aucune être peut peuvent lunettes chapeau vêtements""",
     "Spanish": """el la los las de en un y es una del con que su sus para debe deben siempre
         mismo misma sin mantener mantén mantenga quitar eliminar cambiar cambiable pelo cabello
         cara ojos perro gato mi mis nuestro nuestra pero ningún ninguna puede pueden está están
-        muy""",
+        muy gafas lentes gorra fondo barba ropa camisa""",
     "Italian": """il la lo gli un della dello delle degli è una con che suo sua suoi sue deve
         devono sempre stesso stessa senza mantieni mantenere rimuovi rimuovere togli cambiare
-        capelli viso occhi gatto mio nostro nostra ma nessun nessuna può possono""",
+        capelli viso occhi gatto mio nostro nostra ma nessun nessuna può possono occhiali
+        cappello sfondo""",
     "Portuguese": """de os uma com que dos das seu sua seus suas para deve devem sempre
         mesmo mesma sem manter mantenha remover tirar mudar cabelo rosto olhos cachorro gato
-        meu minha nosso nossa mas nenhum nenhuma não pode podem está são""",
+        meu minha nosso nossa mas nenhum nenhuma não pode podem está são óculos chapéu
+        fundo""",
     "Dutch": """de het een en niet moet moeten altijd zelfde dezelfde hetzelfde
         zonder behoud behouden houd verwijder verwijderen veranderen haar zijn ogen gezicht
-        hond kat mijn onze maar geen kan kunnen ook wel""",
+        hond kat mijn onze maar geen kan kunnen ook wel bril achtergrond baard""",
 }.items()}
 # Scripts whose text cannot be English, by the prefix of their characters' Unicode names.
 _SCRIPTS = (("HIRAGANA", "Japanese"), ("KATAKANA", "Japanese"), ("HANGUL", "Korean"),
@@ -49,6 +52,8 @@ _SCRIPTS = (("HIRAGANA", "Japanese"), ("KATAKANA", "Japanese"), ("HANGUL", "Kore
             ("DEVANAGARI", "Hindi"), ("THAI", "Thai"), ("BENGALI", "Bengali"),
             ("TAMIL", "Tamil"), ("ARMENIAN", "Armenian"), ("GEORGIAN", "Georgian"))
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+# Brackets and quotes: what is inside is a gloss or a title, not text in another language.
+_GLOSS = re.compile(r"\([^()]*\)|\[[^\]]*\]|\"[^\"]*\"|'[^'\n]*'(?!\w)")
 
 
 def foreign_language(text: str, *, min_words: int = 1) -> str | None:
@@ -70,6 +75,34 @@ def foreign_language(text: str, *, min_words: int = 1) -> str | None:
     return None
 
 
+def foreign_parts(sentence: str, exempt: Sequence[tuple[int, int]] = ()
+                  ) -> list[tuple[int, int, str]]:
+    """The foreign stretches of a sentence that reads English as a whole, as (start, end,
+    language): a comma part that reads foreign on its own ("keep the face, *pelo cambiable*",
+    two words are enough here, since the English parts around it say what English looks like),
+    and a run of words in a non-Latin script ("*保持脸部* keep face"). A run in brackets or quotes
+    is a gloss or a title ("Aiko (愛子)"), and one inside an ``exempt`` span (a name: "my cat
+    小雪") is no foreign text either."""
+    found: list[tuple[int, int, str]] = []
+    for part in re.finditer(r"[^,;—]+", sentence):
+        text = part.group(0)
+        language = None if _script(text) else foreign_language(text, min_words=2)
+        if language:
+            found.append((part.start(), part.end(), language))
+    glossed = [m.span() for m in _GLOSS.finditer(sentence)] + list(exempt)
+    run: list[re.Match] = []
+    for token in [*re.finditer(r"\S+", sentence), None]:
+        inside = token is not None and any(s <= token.start() < e for s, e in glossed)
+        if token is not None and not inside and _script(token.group(0)):
+            run.append(token)
+            continue
+        if run and not any(s < run[-1].end() and run[0].start() < e for s, e, _ in found):
+            words = sentence[run[0].start():run[-1].end()]
+            found.append((run[0].start(), run[-1].end(), _script(words) or ""))
+        run = []
+    return sorted(found)
+
+
 def description_language(sentences: list[str]) -> str | None:
     """The language of a whole description when it is clearly not English: the text as a
     whole reads foreign and no sentence of it reads as English. A description mixing English
@@ -80,9 +113,21 @@ def description_language(sentences: list[str]) -> str | None:
     return language
 
 
+def sentence_language(sentence: str, *, min_words: int = 1) -> str | None:
+    """The language of a whole sentence when it is clearly not English and no comma part of it
+    reads as English ("keep the face, pelo cambiable, sin gafas" is English with a Spanish
+    part, see `foreign_parts`)."""
+    language = foreign_language(sentence, min_words=min_words)
+    return None if language is None or _reads_english(sentence) else language
+
+
 def _reads_english(sentence: str) -> bool:
-    words = [w.lower() for w in _WORD.findall(sentence)]
-    return foreign_language(sentence) is None and sum(w in _ENGLISH for w in words) >= 2
+    """Does the sentence, or one of its comma parts, read as English?"""
+    for part in (sentence, *re.split(r"[,;—]", sentence)):
+        words = [w.lower() for w in _WORD.findall(part)]
+        if foreign_language(part) is None and sum(w in _ENGLISH for w in words) >= 2:
+            return True
+    return False
 
 
 def _script(text: str) -> str | None:

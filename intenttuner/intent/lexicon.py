@@ -62,7 +62,7 @@ think guess hope believe feel suppose mean know trying try tried use using let l
 say says said tell stuff whole entire other another else everything everyone someone somebody
 anyone i'm i've i'd i'll it's that's there's he's she's they're we're you're let's what's
 here's wanna gonna gotta leave also still even sure mind super rather part parts bit bits
-aspect aspects rest put puts putting used took taken made
+aspect aspects rest put puts putting used took taken made ever go goes
 """.split())
 # Filler of several words, taken out before the noun phrases are read.
 FILLER_PHRASES = ("i'm trying to", "i am trying to", "trying to", "i think", "i guess",
@@ -85,6 +85,9 @@ instruction instructions reference references ref refs original originals shot s
 photoshoot shoot""".split())
 META_PHRASES = frozenset({"trigger word", "trigger words", "text prompt", "prompt text",
                           "training images", "training data"})
+# Verbs about the training that open a noun phrase's words: "Train a lora on Tokyo streets"
+# names no concept ("the train" still does).
+META_VERBS = frozenset({"train", "finetune", "fine-tune", "teach"})
 # Pronouns a reference box may follow ("remove it [2]"): the box shows what the pronoun means,
 # the last concept named.
 PRONOUNS = frozenset("""it this that these those them they him her he she one""".split())
@@ -105,6 +108,11 @@ grey gray silver gold golden blonde blond beige turquoise teal navy""".split())
 ATTRIBUTE_NOUNS = ("colour", "color", "length", "style", "hairstyle", "shape", "size",
                    "pattern", "material", "texture", "expression", "age", "tone", "cut",
                    "fit", "print", "design", "finish", "brand")
+# Attributes every such thing has: one cannot be removed, only left free ("keep the hair style,
+# not the colour" frees the hair colour).
+INHERENT_ATTRIBUTES = frozenset({"colour", "color", "length", "style", "hairstyle", "shape",
+                                 "size", "texture", "material", "expression", "age", "tone",
+                                 "fit", "cut"})
 # Attribute nouns whose object is implied: an expression is the face's, a tone the skin's.
 OBJECT_OF = {"expression": "face", "facial expression": "face", "hairstyle": "hair",
              "age": "face", "tone": "skin"}

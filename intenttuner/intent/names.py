@@ -18,11 +18,16 @@ Choices, and why:
   hint ("the character Pia", "this is Pia", "Pepper the beagle"). A lower-case word followed
   by "the", "his", "at"... is a verb ("my dog wags his tail"), and a lower-case name is one
   word (only capitalised full names run on: "my friend priya raman" gives "priya").
-- A name inside a delete clause is not the subject ("Remove the Rolex watch"); offline.py
-  drops those namings.
+- A name that is what a delete clause removes is not the subject ("Remove the Rolex watch");
+  offline.py drops those namings, but not one that only owns or wears it ("my dog Rex never
+  wears a collar").
 - A name is never a common English word ("my dog Running", "a girl named", "my cat is cute"):
-  the stop list below plus every word the parser's own lexicon and domain tables know
-  (concepts, colours, cues), so "my dog Pepper" works while "my dog Shadows" may not.
+  the stop list of `name_words` plus every word the parser's own lexicon and domain tables know
+  (concepts, colours, cues). Pets are often called by such words, though ("Bear", "Socks",
+  "Blue"): written with a capital right after "my/our/the <noun>" a known *thing* word is a name
+  ("my dog Bear"), and a popular pet name after a naming word too ("a dog named Socks"); a verb
+  or function word never is ("My dog Running"), nor any of them in lower case.
+- A leading "Note:" / "Goal -" / "Monday:" is a label (`strip_label`), not the name "Rex:" is.
 
 `absorb` then keeps the named subject out of the concepts: the trigger word learns the subject,
 so "Keep Pepper's ears" is the concept "ears", and "Pepper should look the same" none at all.
@@ -36,6 +41,12 @@ from dataclasses import dataclass
 
 from . import lexicon as lx
 from .domains import SUBJECT_NOUNS
+from .name_words import COMMON as _COMMON
+from .name_words import LABEL_QUALIFIERS, LABEL_WORDS, MONTHS, PET_NAMES, WEEKDAYS
+from .name_words import NAMING_WORDS as _NAMING_WORDS
+from .name_words import OBJECT_WORDS as _OBJECT_WORDS
+from .name_words import PARTICLES as _PARTICLES
+from .name_words import POSSESSIVE_DETS as _POSSESSIVE_DETS
 from .schema import Domain
 
 
@@ -54,77 +65,25 @@ class Name:
     detached: bool = False
 
 
-_COMMON = frozenset("""
-a an the this that these those some any every each all both either neither no none not own
-same other others another such what which who whom whose where when why how whatever here there
-i me my mine we us our you your he him his she her it its they them their one ones
-is are was were be been being am do does did doing done have has had having get gets got make
-can could will would shall should may might must need needs let lets ought
-and or but nor so yet if then than because since while though although unless until whether
-about above across after against along among around as at before behind below beside between
-beyond by down during except for from in inside into like near of off on onto out outside over
-past per round through throughout to toward towards under underneath unlike up upon via with
-within without also too very really just only even still again already always never often
-ever sometimes usually maybe perhaps please thanks thank yes ok okay hello hi hey
-everything everyone everybody someone somebody something anyone anybody anything nobody nothing
-itself himself herself themselves myself yourself ourselves
-look looks looking looked see seen seem seems show shows shown appear appears say says said
-go goes going went come comes came take takes took give gave know knew think thought want
-use used using try tried call calls work works feel feels keep kept stay stays remain remains
-run runs running ran walk walks walking sit sits sitting sat stand stands standing stood lie
-lying lay lays jump jumps jumping fly flying swim swimming sleep sleeps sleeping eat eats eating
-drink play plays playing dance dancing sing smile smiles smiling laugh laughing cry crying bark
-barks barking wags wagging purrs purring stares staring chases chasing fetches licks
-growls meows hides waits wear wears wearing wore hold holds holding carry carrying wave waving
-hug ride
-riding drive driving pose poses posing posed face faces facing turn turned lean leaning wait
-paint painted painting draw drawn drawing render rendered rendering photograph photographed
-shoot shot shots train trained training tune tuned learn learned generate generated produce
-match matches resemble resembles love loves like likes hate hates live lives living grow grows
-cute small big large little tiny huge old young new good bad nice pretty beautiful handsome
-ugly happy sad angry funny fluffy furry fuzzy soft hard long short tall thin fat slim curly
-straight wavy messy neat clean dirty shiny dark light bright pale main real fake whole entire
-certain favourite favorite lovely sweet adorable grumpy lazy sleepy playful friendly scruffy
-floppy pointy round square flat sharp smooth rough wet dry hot cold warm cool fancy plain simple
-classic modern vintage retro rare unique special usual typical original first second third last
-next best better worst male female wooden metal leather plastic glass cotton silk denim striped
-face hair eyes eye ears ear nose mouth lips teeth smile skin body arm arms leg legs hand hands
-foot feet paw paws tail fur whiskers coat collar leash harness head neck shoulders back chest
-belly cheek cheeks chin forehead eyebrows brows beard moustache mustache freckles mole tattoo
-scar glasses sunglasses hat cap hood hoodie jacket shirt dress skirt pants trousers jeans shorts
-socks scarf tie necklace earrings bracelet outfit clothes clothing costume uniform armour armor
-helmet mask ribbon bow badge logo text watermark signature border frame background foreground
-picture pictures photo photos image images dataset lora loras model models trigger token word
-words name names nickname description concept concepts instruction instructions note notes
-subject goal intent prompt prompts task request details summary example version type kind sort
-design sheet reference references art artwork shot render sketch breed side view front top
-bottom left right center centre middle day night time today year years age old looks part parts
-version colour colours color colors shape size pose photoshoot session set series line range
-yeah yep nope lol pls plz etc eg ie vs count important update edit context info
-information requirements rules output input warning reminder overview brief spec specs feature
-features changes constraints nb ps tldr todo idea ideas plan focus main needs
-""".split())
-_PARTICLES = frozenset("da de del della di du van von der den la le al bin ibn el dos das ter "
-                       "ten st".split())
-# Words that follow a verb, not a name: a lower-case "name" before them is a verb.
-_OBJECT_WORDS = frozenset("the a an his her its their my our your at on in into onto to with "
-                          "from him them it me us up down out around over like off away back "
-                          "about".split())
-_NAMING_WORDS = frozenset({"named", "called", "nicknamed", "dubbed", "christened", "aka"})
-_POSSESSIVE_DETS = frozenset({"my", "our", "his", "her", "their", "your"})
 
-
-def _lexicon_words() -> frozenset[str]:
-    """Every word the parser's tables know: a concept, colour or cue word is never a name."""
-    phrases = [*lx.STOPWORDS, *lx.NEGATORS, *lx.COLOUR_WORDS, *lx.ATTRIBUTE_NOUNS,
-               *lx.IMAGERY_NOUNS, *lx.DEFAULT_VALUES, *lx.CONTEXT_CUES, *lx.PHRASE_BREAKS,
-               *lx.POSSESSIVES, *(c for cues in lx.OPERATION_CUES.values() for c in cues),
-               *(c for cues in lx.DOMAIN_CUES.values() for c in cues),
-               *(n for nouns in SUBJECT_NOUNS.values() for n in nouns)]
+def _words_of(phrases: list[str]) -> frozenset[str]:
     return frozenset(w for p in phrases for w in re.split(r"[\s/]+", p.lower()) if w)
 
 
-_NOT_NAMES = _COMMON | _lexicon_words()
+# Words of how things are said (function words, cues, negators): never a name, capital or not
+# ("My dog Never", "my cat Remove").
+_GRAMMAR = _words_of([*lx.STOPWORDS, *lx.NEGATORS, *lx.CONTEXT_CUES, *lx.PHRASE_BREAKS,
+                      *lx.POSSESSIVES, *(c for cues in lx.OPERATION_CUES.values() for c in cues)])
+# Words the tables know as things ("blue", "bear" of "teddy bear", "lady", "boots"): no name
+# where only a capital hints at one, but a pet may well be called "Bear" (see `_is_name`).
+_THINGS = _words_of([*lx.COLOUR_WORDS, *lx.ATTRIBUTE_NOUNS, *lx.IMAGERY_NOUNS,
+                     *lx.DEFAULT_VALUES, *(c for cues in lx.DOMAIN_CUES.values() for c in cues),
+                     *(n for nouns in SUBJECT_NOUNS.values() for n in nouns)])
+_NOT_NAMES = _COMMON | _GRAMMAR | _THINGS
+# What still vetoes a capitalised word right after "my/our/the <noun>" ("my dog Bear", but not
+# "My dog Running"), and right after a naming word ("a dog named Socks").
+_AFTER_NOUN_VETO = (_COMMON - PET_NAMES) | _GRAMMAR
+_AFTER_NAMING_VETO = _NOT_NAMES - PET_NAMES
 _NOUNS = sorted({n for nouns in SUBJECT_NOUNS.values() for n in nouns}, key=len, reverse=True)
 _NOUN = "(?:" + "|".join(re.escape(n) for n in _NOUNS) + ")(?:e?s)?"
 # Nouns a brand or model name can stand before ("the Aeron chair", "our Lumière perfume").
@@ -207,14 +166,17 @@ def names_in(sentence: str, *, first: bool = False) -> list[Name]:
         add(_named(m, sentence, _last_words(m.group("name"), lower_ok=True), detached=True))
     for pattern in _STATEMENTS:
         for m in pattern.finditer(sentence):
-            add(_after(m, sentence, lower_ok=True, many=True, detached=True))
+            add(_after(m, sentence, lower_ok=True, many=True, detached=True,
+                       veto=_AFTER_NAMING_VETO))
     for m in _NAMING.finditer(sentence):
-        add(_after(m, sentence, lower_ok=True, many=True))
+        add(_after(m, sentence, lower_ok=True, many=True, veto=_AFTER_NAMING_VETO))
     for m in _INTRODUCTIONS.finditer(sentence):
         add(_after(m, sentence, lower_ok=False, detached=True))
     for m in _NOUN_THEN_NAME.finditer(sentence):
-        lower_ok = m.group("det").lower() in _POSSESSIVE_DETS
-        add(_after(m, sentence, lower_ok=lower_ok, many=_plural(m.group("noun"))))
+        det = m.group("det").lower()
+        veto = _AFTER_NOUN_VETO if det in ("my", "our", "the") else _NOT_NAMES
+        add(_after(m, sentence, lower_ok=det in _POSSESSIVE_DETS, many=_plural(m.group("noun")),
+                   veto=veto))
     for m in _KIN_THEN_NAME.finditer(sentence):
         add(_after(m, sentence, lower_ok=False))
     for m in _NAME_THEN_NOUN.finditer(sentence):
@@ -229,6 +191,21 @@ def names_in(sentence: str, *, first: bool = False) -> list[Name]:
         if words and words == m.group("name"):  # every word a name: "the Aeron chair"
             add(_named(m, sentence, words))
     return sorted(found, key=lambda n: (not n.explicit, n.start))
+
+
+def strip_label(sentence: str) -> str:
+    """``sentence`` without a leading label that only heads it: "Note: keep the face", "Goal -
+    keep the logo", "Monday: ..." (see name_words.LABEL_WORDS). A label read as a name or a
+    concept would be a wrong trigger word ("Monday") or concept ("note")."""
+    m = _LABEL.match(sentence)
+    if not m:
+        return sentence
+    words = m.group("name").lower().split()
+    heads = LABEL_WORDS | MONTHS | WEEKDAYS
+    if not any(w in heads for w in words) or not all(w in heads | LABEL_QUALIFIERS
+                                                     for w in words):
+        return sentence
+    return sentence[m.end():].strip()
 
 
 def cut_detached(sentence: str, found: Sequence[Name]) -> str:
@@ -289,9 +266,9 @@ def _trigger_list(text: str) -> tuple[tuple[str, ...], int]:
 
 
 def _after(m: re.Match, sentence: str, *, lower_ok: bool, many: bool = False,
-           detached: bool = False) -> Name | None:
-    """The name(s) written right after the match ``m`` (see `_take`)."""
-    taken = _take(sentence, m.end(), lower_ok=lower_ok, many=many)
+           detached: bool = False, veto: frozenset[str] = _NOT_NAMES) -> Name | None:
+    """The name(s) written right after the match ``m`` (see `_take`; ``veto``: `_is_name`)."""
+    taken = _take(sentence, m.end(), lower_ok=lower_ok, many=many, veto=veto)
     if not taken:
         return None
     names, end = taken
@@ -310,24 +287,27 @@ def _named(m: re.Match, sentence: str, words: str, *, detached: bool = False) ->
                 detached=detached)
 
 
-def _take(text: str, pos: int, *, lower_ok: bool, many: bool) -> tuple[tuple[str, ...], int] | None:
+def _take(text: str, pos: int, *, lower_ok: bool, many: bool,
+          veto: frozenset[str] = _NOT_NAMES) -> tuple[tuple[str, ...], int] | None:
     """The name at ``pos``: a quoted one, or name words (a full name, particles inside
     allowed: "Vincent van Gogh"); with ``many``, a list ("Miso and Tofu")."""
     names: list[str] = []
     while True:
-        one = _one_name(text, pos, lower_ok=lower_ok)
+        one = _one_name(text, pos, lower_ok=lower_ok, veto=veto)
         if not one:
             break
         names.append(one[0])
         pos = one[1]
         more = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)").match(text, pos)
-        if not many or not more or not _one_name(text, more.end(), lower_ok=lower_ok):
+        if not many or not more or not _one_name(text, more.end(), lower_ok=lower_ok,
+                                                 veto=veto):
             break
         pos = more.end()
     return (tuple(names), pos) if names else None
 
 
-def _one_name(text: str, pos: int, *, lower_ok: bool) -> tuple[str, int] | None:
+def _one_name(text: str, pos: int, *, lower_ok: bool,
+              veto: frozenset[str] = _NOT_NAMES) -> tuple[str, int] | None:
     quoted = re.compile(r"\"([^\"\n]{1,40})\"|'([^'\n]{1,40})'(?!\w)").match(text, pos)
     if quoted:
         inner = (quoted.group(1) or quoted.group(2)).strip()
@@ -342,7 +322,7 @@ def _one_name(text: str, pos: int, *, lower_ok: bool) -> tuple[str, int] | None:
             words.append(word)  # kept only if a capitalised word follows (trimmed below)
             end = m.end()
             continue
-        if not _is_name(word, lower_ok=lower_ok and not words) or (
+        if not _is_name(word, lower_ok=lower_ok and not words, veto=veto) or (
                 words and not word[0].isupper()):
             break
         words.append(word)
@@ -375,11 +355,15 @@ def _last_words(text: str, *, lower_ok: bool) -> str:
     return " ".join(kept)
 
 
-def _is_name(word: str, *, lower_ok: bool) -> bool:
+def _is_name(word: str, *, lower_ok: bool, veto: frozenset[str] = _NOT_NAMES) -> bool:
+    """``veto``: the words that are no name; a looser one only applies to a capitalised word
+    (where the phrasing makes a name likely, "my dog Bear"), lower case always gets all."""
     low = word.lower()
-    if len(low) < 2 or low in _NOT_NAMES or not (word[0].isupper() or lower_ok):
+    veto = veto if word[0].isupper() else _NOT_NAMES
+    if len(low) < 2 or low in veto or not (word[0].isupper() or lower_ok):
         return False
-    if low.endswith(("s", "es")) and (low[:-1] in _NOT_NAMES or low[:-2] in _NOT_NAMES):
+    if low.endswith(("s", "es")) and low not in PET_NAMES and (low[:-1] in veto
+                                                               or low[:-2] in veto):
         return False  # "barks", "watches": a verb or plural of a known word
     # lower-case "-ing"/"-ed"/"-ly" words are verbs and adverbs ("my dog sleeping")
     return word[0].isupper() or not low.endswith(("ing", "ed", "ly"))

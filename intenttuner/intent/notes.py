@@ -42,6 +42,34 @@ def foreign_reason(language: str) -> str:
             "(LLM Settings) or write it in English")
 
 
+def foreign_parts(language: str, count: int) -> str:
+    which = "a part of a sentence looks" if count == 1 else f"{count} parts of sentences look"
+    return (f"{_ENGLISH_ONLY}; {which} like {language} and {'was' if count == 1 else 'were'} "
+            f"not parsed (see the unplaced list). {_CONNECT_LLM}")
+
+
+def directive_remark(text: str, key: str) -> str:
+    what = "domain" if key == "domain" else "trigger word"
+    return f"'{text}' is read as a remark about the {what}, not as the {what} itself."
+
+
+def subject_not_deleted(triggers: Iterable[str], source: str) -> str:
+    words = ", ".join(f"'{t}'" for t in triggers)
+    return (f"{_ABSORBED}{words} learns the named subject itself, so '{source}' removes no "
+            "concept: the subject cannot be taken out of its own pictures.")
+
+
+# Why a part of the description is unplaced (the part of an unplaced entry in brackets).
+NO_CUE = "no keep / change / remove word found"
+NOTHING_FOUND = ("no concept to keep, change or remove found in the whole description; name "
+                 "one, e.g. 'keep the face' or 'no hat'")
+
+
+def clash_reason(name: str, operation: str) -> str:
+    return (f"'{name}' is also to {operation} in an earlier part; say which one you mean, e.g. "
+            f"'the other {name}'")
+
+
 def domain_read_as(value: str, domain: Domain, why: str = "") -> str:
     return f"'{value}' read as domain {domain.value}{f' ({why})' if why else ''}."
 

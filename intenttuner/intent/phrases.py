@@ -3,7 +3,12 @@
 Given a clause and its operation (see `cues`), `concepts_in` returns one `Draft` per concept:
 "keep his face and beard" → face, beard; "switch between the leather jacket [1] and the striped
 jacket [2]" → jacket, with two values bound to boxes 1 and 2. Values are read from "between A
-and B", "from A to B", "either A or B", "(A / B)", ": A / B" and "such as A or B".
+and B", "from A to B", "either A or B", "can be A or B", "(A / B)", ": A / B" and "such as A or
+B"; a list ends at a comma that starts a new clause ("like van gogh, brushstrokes are what
+matters" has no values). A choice ("either marble or wood") is a change of the noun before it,
+whatever the clause's cue. In a delete clause the noun phrase before a negated have / wear /
+carry is the owner, not what goes ("the dog never has a collar" deletes the collar), and an
+attribute every thing has is freed, not deleted ("not the colour").
 
 A box goes to the noun phrase before it; after a pronoun ("remove it [2]") to the concept the
 pronoun means, the last one named; in a parenthesis ("the logo (see [2])") to the phrase before
@@ -16,11 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from . import cue_words as cw
 from . import lexicon as lx
-from .cues import strip_cues
+from .cues import read_cues, strip_cues
 from .schema import Operation
 
-REFERENCE = re.compile(r"\[(\d+)\]")  # "[n]": reference box n
+REFERENCE = re.compile(r"\[\s*(\d+)\s*\]")  # "[n]": reference box n ("[ 1 ]" too)
 # Multi-word nouns kept whole through the stopword filter ("time of day").
 _MULTIWORD = sorted({p for p in (*lx.IMAGERY_NOUNS, *lx.DEFAULT_VALUES) if " " in p},
                     key=len, reverse=True)
@@ -49,10 +55,26 @@ _VALUE_PATTERNS = (
     re.compile(r"\bbetween\s+(?P<a>.+?)\s+and\s+(?P<b>.+)$", re.IGNORECASE),
     re.compile(r"\bfrom\s+(?P<a>.+?)\s+to\s+(?P<b>.+)$", re.IGNORECASE),
     re.compile(r"\beither\s+(?P<a>.+?)\s+or\s+(?P<b>.+)$", re.IGNORECASE),
+    re.compile(rf"\b(?:{'|'.join(cw.CHOICE_CUES)})\s+(?P<list>.+?\bor\b.+)$", re.IGNORECASE),
     re.compile(r"\((?P<list>[^)]*(?:/|,|\bor\b)[^)]*)\)", re.IGNORECASE),
     re.compile(r":\s*(?P<list>[^:]*(?:/|\bor\b)[^:]*)$", re.IGNORECASE),
     re.compile(r"\b(?:such as|like|eg|for example|including)\s+(?P<list>.+)$", re.IGNORECASE),
 )
+# "from shot to shot"; a choice between values; examples, a choice when joined by "or"
+_FROM_TO, _CHOICES, _EXAMPLES = _VALUE_PATTERNS[1], _VALUE_PATTERNS[2:4], _VALUE_PATTERNS[6]
+# The words of a clause, not of a value: a list item holding one starts a new clause.
+_CLAUSE_WORDS = re.compile(r"\b(?:is|are|was|were|should|must|can|could|will|would|may|might"
+                           r"|has to|have to|needs? to)\b", re.IGNORECASE)
+# "the dog never has a collar", "Rex should never wear a collar", "the dog has no collar": what
+# comes before the verb owns what goes.
+_OWNING = ("have|has|had|having|wear|wears|wearing|wore|carry|carries|carrying|hold|holds|"
+           "holding|own|owns|sport|sports|be seen with|be with|come with|comes with")
+_OWNER_VERB = re.compile(
+    rf"(?<![\w'])(?:(?:don't|do not|doesn't|does not|didn't|never|not|shouldn't|mustn't|"
+    rf"cannot|can't|won't|wouldn't|hasn't|haven't|no longer)\s+(?:(?:ever|really|be)\s+)?"
+    rf"(?:{_OWNING})|(?:{_OWNING})\s+(?:no|never))(?![\w'])", re.IGNORECASE)
+_LIST_BREAK = re.compile(r"[,;&]|\band\b", re.IGNORECASE)  # where an owner's phrase starts
+OWNS = re.compile(rf"(?<![\w'])(?:{_OWNING}|with)\s*$", re.IGNORECASE)  # "the dog has" [no ...]
 
 
 @dataclass
@@ -71,16 +93,59 @@ def concepts_in(clause: str, operation: Operation, sentence: str, previous: str 
     """The concepts ``clause`` applies ``operation`` to. ``previous`` is the last concept named
     earlier in the sentence, which "its colour" refers to."""
     text = _any_attribute(_reorder_of_phrases(_bind_pointers(clause)))
-    text, values = _extract_values(text)
+    if operation is Operation.DELETE:
+        text = _without_owner(text)
+    text, values, choice_at = _extract_values(text)
     items = _noun_phrases(strip_cues(text), previous)
     drafts = [Draft(name, operation, sentence, refs) for name, refs in items]
+    chooser = _chooser(text, choice_at, previous, drafts) if values else None
     if values and operation is Operation.MODIFY:
         if not drafts:
             drafts = [Draft(_common_head([v for v, _ in values]), operation, sentence)]
-        drafts[0].values = values
-    elif values:  # "keep the red and blue scarves (A / B)": values read as more concepts
+        (chooser or drafts[0]).values = values
+    elif chooser is not None:  # "keep the face and the background either marble or wood"
+        chooser.operation, chooser.values = Operation.MODIFY, values
+    elif values and (choice_at is None or operation is Operation.DELETE):
+        # "keep the red and blue scarves (A / B)": values read as more concepts; a choice to
+        # keep that names nothing to choose for ("keep either the hat or the scarf") keeps none
         drafts += [Draft(v, operation, sentence, refs) for v, refs in values]
+    for draft in drafts:  # "not the colour": a colour cannot go, it is left free
+        if draft.operation is Operation.DELETE and _inherent(draft.name):
+            draft.operation = Operation.MODIFY
     return drafts
+
+
+def _without_owner(text: str) -> str:
+    """'the dog never has a collar' → 'a collar': in a delete clause, the noun phrase before a
+    negated have / wear / carry (or "has no") owns what goes and stays; each one in a list ("the
+    dog never has a collar and the cat never has a bell"). One with no object stays as it is."""
+    matches = list(_OWNER_VERB.finditer(text))
+    pieces, last = [], 0
+    for i, match in enumerate(matches):
+        following = text[match.end():matches[i + 1].start() if i + 1 < len(matches) else None]
+        if not _noun_phrases(strip_cues(following)):
+            continue  # "... never has": nothing owned, nothing to drop
+        head = text[last:match.start()]
+        owner_starts = max((m.end() for m in _LIST_BREAK.finditer(head)), default=0)
+        pieces.append(head[:owner_starts])
+        last = match.end()
+    return "".join(pieces) + text[last:]
+
+
+def _chooser(text: str, choice_at: int | None, previous: str, drafts: list[Draft]
+             ) -> Draft | None:
+    """The draft a choice of values is about: the last noun phrase before "either" / "can be"
+    ("background either marble or wood" → background); None for other value lists."""
+    if choice_at is None:
+        return None
+    before = _noun_phrases(strip_cues(text[:choice_at]), previous)
+    names = {before[-1][0]} if before else set()
+    return next((d for d in reversed(drafts) if d.name in names), None)
+
+
+def _inherent(name: str) -> bool:
+    words = name.split()
+    return bool(words) and words[-1] in lx.INHERENT_ATTRIBUTES
 
 
 def _bind_pointers(text: str) -> str:
@@ -118,26 +183,46 @@ def _reorder_of_phrases(text: str) -> str:
                   r"\2 \1", text, flags=re.IGNORECASE)
 
 
-def _extract_values(text: str) -> tuple[str, list[tuple[str, list[int]]]]:
-    """(``text`` without its value list, the distinct values) for the first value pattern
-    that yields two or more values; else (``text``, [])."""
+def _extract_values(text: str) -> tuple[str, list[tuple[str, list[int]]], int | None]:
+    """(``text`` without its value list, the distinct values, where a choice was in ``text``)
+    for the first value pattern that yields two or more values; else (``text``, [], None). A
+    list running to the end stops at a comma that starts a new clause, and cue words are no
+    part of a value."""
     for pattern in _VALUE_PATTERNS:
         match = pattern.search(text)
         if not match or _compares(text, match):
             continue
-        if "list" in match.groupdict():
-            raw = re.split(r"\s*(?:/|,|\bor\b|\band\b)\s*", match.group("list"))
+        last = "list" if "list" in match.groupdict() else "b"
+        end = match.end()
+        if match.end(last) == len(text):  # a list to the end stops where a new clause starts
+            end = _clause_comma(text, match.start(last), end)
+        listed = text[match.start(last):min(end, match.end(last))]
+        if last == "list":
+            raw = re.split(r"\s*(?:/|,|\bor\b|\band\b)\s*", listed)
         else:
-            raw = [match.group("a"), match.group("b")]
-            if pattern is _VALUE_PATTERNS[1] and (_value(raw[0])[0] == _value(raw[1])[0]
-                                                  or _value(raw[1])[0] in _NEXT):
+            raw = [match.group("a"), listed]
+            if pattern is _FROM_TO and (_value(raw[0])[0] == _value(raw[1])[0]
+                                        or _value(raw[1])[0] in _NEXT):
                 # "from shot to shot", "from one photo to the next": in every one, no values
-                return text[:match.start()] + " " + text[match.end():], []
-        values = [v for v in (_value(r) for r in raw) if v[0]]
+                return text[:match.start()] + " " + text[end:], [], None
+        values = [v for v in (_value(strip_cues(r)) for r in raw) if v[0]]
         if len(values) >= 2:
             unique = [v for i, v in enumerate(values) if v[0] not in {u for u, _ in values[:i]}]
-            return text[:match.start()] + " " + text[match.end():], unique
-    return text, []
+            choice = match.start() if pattern in _CHOICES or (
+                pattern is _EXAMPLES and re.search(r"\bor\b", listed, re.IGNORECASE)) else None
+            return text[:match.start()] + " " + text[end:], unique, choice
+    return text, [], None
+
+
+def _clause_comma(text: str, start: int, end: int) -> int:
+    """Where the list in ``text[start:end]`` ends: at the first comma whose item starts a new
+    clause (has a cue or a verb: "van gogh, brushstrokes are what matters"), else ``end``."""
+    for comma in re.finditer(",", text[start:end]):
+        at = start + comma.start()
+        following = text[at + 1:end].split(",", 1)[0]
+        if read_cues(following) or _CLAUSE_WORDS.search(following):
+            return at
+    return end
 
 
 def _compares(text: str, match: re.Match[str]) -> bool:
@@ -149,7 +234,7 @@ def _compares(text: str, match: re.Match[str]) -> bool:
 
 def _value(raw: str) -> tuple[str, list[int]]:
     refs = [int(n) for n in REFERENCE.findall(raw)]
-    words = REFERENCE.sub(" ", raw).strip(" ,.").split()
+    words = [w for w in REFERENCE.sub(" ", raw).strip(" ,.").split() if w != ","]  # cues gone
     while words and (words[0].lower() in lx.STOPWORDS or words[0].lower() in lx.FILLER
                      or re.fullmatch(r"\W+", words[0])):
         words = words[1:]
@@ -191,16 +276,21 @@ def _noun_phrases(text: str, previous: str = "") -> list[tuple[str, list[int]]]:
                 items.append((previous, refs))
             continue
         owner = items[-1][0] if items else previous
-        bare_attribute = (raw == [name] and name not in lx.OBJECT_OF and bool(items)
-                          and owner.split()[-1] not in lx.ATTRIBUTE_NOUNS)
-        if (raw[0] in lx.POSSESSIVES or bare_attribute) and name in lx.ATTRIBUTE_NOUNS and owner:
-            name = f"{owner} {name}"
+        thing = _object_of(owner)  # "hair style" is the hair's: its colour is "hair colour"
+        # "keep the hair style, not the colour": the colour is the hair's (but "the style"
+        # after a clause naming something else is more often the art style)
+        core = [w for w in raw if w not in lx.STOPWORDS and w not in lx.FILLER]
+        bare_attribute = bool(owner) and (raw == [name] or (
+            core == [name] and raw[0] not in ("a", "an") and (bool(items) or name != "style")))
+        if ((raw[0] in lx.POSSESSIVES or bare_attribute) and name in lx.ATTRIBUTE_NOUNS
+                and name not in lx.OBJECT_OF and thing):  # "her hairstyle" is her hair's
+            name = f"{thing} {name}"
         elif name in lx.COLOUR_WORDS and items:
             name = f"{name} {owner}"
         else:
             items.append((name, refs))
             continue
-        if items and owner == items[-1][0]:
+        if items and owner == items[-1][0] and thing == owner:
             items[-1] = (name, items[-1][1] + refs)
         else:
             items.append((name, refs))
@@ -211,12 +301,23 @@ def _noun_phrases(text: str, previous: str = "") -> list[tuple[str, list[int]]]:
     return _distribute_objects(items)
 
 
+def _object_of(owner: str) -> str:
+    """What an attribute of ``owner`` belongs to: the owner, or for an attribute itself ("hair
+    style", "hairstyle") its object ("hair")."""
+    words = owner.split()
+    if len(words) > 1 and words[-1] in lx.ATTRIBUTE_NOUNS:
+        return " ".join(words[:-1])
+    return lx.OBJECT_OF.get(owner, "" if owner in lx.ATTRIBUTE_NOUNS else owner)
+
+
 def _chunk_name(raw: list[str]) -> tuple[str, bool]:
     """(the concept a chunk's words name, is it a prepositional tail). A tail cut off by a cue
     ("the hat should always be *on her head*", "*in the background*, remove the people") names
     a concept only when the clause names nothing else; a predicate ("*is bad*") or a word about
     the prompt or the model ("the default trigger") names none ("")."""
     words = raw
+    if words and words[0] in lx.META_VERBS:
+        return "", False  # "Train a lora on Tokyo streets": about the training, not a thing
     if len(words) > 2 and words[0] in _QUANTIFIERS and words[1] in ("of", "about", "on", "in"):
         words = words[2:]  # "anything about the eyes" → the eyes
     lead = next((w for w in words if w in lx.PHRASE_BREAKS or w in lx.COPULAS
