@@ -358,14 +358,12 @@ def test_bad_settings_are_refused_naming_the_field(field, value):
         CropSettings(**{field: value})
 
 
-def test_planning_is_fast():
-    """Pure arithmetic: a few hundred images plan in well under a second."""
-    import time
-
+def test_planning_a_few_hundred_images_plans_every_crop():
+    """300 images, two concepts each: every original and both crops are planned (how fast is
+    bench/augment_crops.py's job; speed targets live in benchmarks, not tests)."""
     intent = make_intent(concept("face", "keep"), concept("hair", "modify", "attribute"))
     sizes = [(1024, 768)] * 300
     found = [[det("face", (400, 100, 600, 350)), det("hair", (380, 60, 620, 200))]] * 300
     detections = make_detections(intent, sizes, found)
-    started = time.perf_counter()
     plan = plan_crops(intent, detections, sizes)
-    assert time.perf_counter() - started < 2.0 and len(plan.items) == 900
+    assert len(plan.items) == 900
