@@ -28,6 +28,7 @@ class _ModelLoader:
 
     FAMILY: str
     MODEL_TOOLTIP: str
+    PRECISION_INPUT = PRECISION  # a family with its own precision rules sets its own
     FUNCTION = "load"
     CATEGORY = CATEGORY
 
@@ -42,7 +43,7 @@ class _ModelLoader:
                    "entries are downloaded on first use (progress shows on this node).")
         return {"required": {
             "model": combo(model_choices(cls.FAMILY), default_choice(cls.FAMILY), tooltip),
-            "precision": PRECISION,
+            "precision": cls.PRECISION_INPUT,
         }}
 
     def load(self, model: str, precision: str):
@@ -136,15 +137,9 @@ class LoadInpainter(_ModelLoader):
     RETURN_TYPES = (types.INPAINTER,)
     RETURN_NAMES = ("inpainter",)
     OUTPUT_TOOLTIPS = ("The loaded LaMa model, for IntentInpaint.",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        inputs = super().INPUT_TYPES()
-        inputs["required"]["precision"] = combo(
-            list(PRECISIONS), "auto", "LaMa runs in fp32 only (its Fourier convolutions lose "
-                                      "too much in 16 bits; the model is 0.2 GB), so auto is "
-                                      "fp32 on every device.")
-        return inputs
+    PRECISION_INPUT = combo(list(PRECISIONS), "auto",
+                            "LaMa runs in fp32 only (its Fourier convolutions lose too much in "
+                            "16 bits; the model is 0.2 GB), so auto is fp32 on every device.")
 
 
 class LoadLocalLLM(_ModelLoader):
@@ -163,14 +158,13 @@ class LoadLocalLLM(_ModelLoader):
     RETURN_TYPES = (types.LLM,)
     RETURN_NAMES = ("llm",)
     OUTPUT_TOOLTIPS = ("The local model, for any LLM input (Intent Parse, Caption Refine).",)
+    PRECISION_INPUT = combo(["auto", "fp32", "fp16", "bf16"], "auto",
+                            "Weight precision. auto = bf16 on GPUs that support it (the models "
+                            "are published in bf16), else fp16; fp32 on the CPU.")
 
     @classmethod
     def INPUT_TYPES(cls):
         inputs = super().INPUT_TYPES()
-        inputs["required"]["precision"] = combo(
-            ["auto", "fp32", "fp16", "bf16"], "auto",
-            "Weight precision. auto = bf16 on GPUs that support it (the models are published "
-            "in bf16), else fp16; fp32 on the CPU.")
         inputs["optional"] = {"max_new_tokens": ("INT", {
             "default": DEFAULT_MAX_NEW_TOKENS, "min": 16, "max": 8192, "step": 16,
             "tooltip": "Most tokens one answer may take. An intent or a batch of 8 captions "

@@ -33,6 +33,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from ..dataset.folders import some_of
 from ..dataset.training_set import (
     MANIFEST,
     TrainingItem,
@@ -97,7 +98,7 @@ class ReviewResult:
                  "this run)"]
         if self.restored:
             lines.append(f"discarded edits undone (caption from upstream written back): "
-                         f"{_some(self.restored)}")
+                         f"{some_of(self.restored, LISTED)}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -173,7 +174,8 @@ def _checked(key: str, text: str, ts: TrainingSet) -> str:
     caption = clean_caption(text)
     if not caption:
         images = [item.image for item in ts.items if edit_key(item) == key]
-        raise InputError(f"'{EDITS_INPUT}': the edit for {_some(images)} is empty: a caption "
+        raise InputError(f"'{EDITS_INPUT}': the edit for {some_of(images, LISTED)} is empty: "
+                         "a caption "
                          "cannot be empty; discard the edit instead (Discard edit in the "
                          "panel) to keep the caption it had.")
     return caption
@@ -191,7 +193,7 @@ def _edit_checks(ts: TrainingSet, wanted: dict[str, str]) -> list[str]:
     trigger_words = words(triggers)  # "ohwx man" begins with "ohwx, man" too
     warnings = []
     for key, caption in wanted.items():
-        images = _some([item.image for item in ts.items if edit_key(item) == key])
+        images = some_of([item.image for item in ts.items if edit_key(item) == key], LISTED)
         tokens = counter.count(caption)
         if tokens > CLIP_WINDOW:
             warnings.append(f"the edit for {images} is {tokens} tokens: trainers without "
@@ -260,10 +262,11 @@ def _warnings(result: ReviewResult) -> list[str]:
                         "panel if that image is gone for good")
     if result.kept_outside:
         warnings.append(f"{len(result.kept_outside)} caption(s) edited outside IntentTuner "
-                        f"kept as they are on disk: {_some(result.kept_outside)}")
+                        f"kept as they are on disk: {some_of(result.kept_outside, LISTED)}")
     if result.conflicts:
         warnings.append(f"{len(result.conflicts)} caption(s) changed on disk after your edit was "
-                        f"written, kept as they are on disk: {_some(result.conflicts)}; change "
+                        "written, kept as they are on disk: "
+                        f"{some_of(result.conflicts, LISTED)}; change "
                         "the edit in the panel to write yours again")
     return warnings + result.checks
 
@@ -275,8 +278,3 @@ def _short(key: str) -> str:
 def _preview(text: str, limit: int = 40) -> str:
     text = clean_caption(text)
     return repr(text if len(text) <= limit else text[:limit - 3] + "...")
-
-
-def _some(names: list[str]) -> str:
-    shown = ", ".join(names[:LISTED])
-    return shown + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")

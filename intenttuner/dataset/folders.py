@@ -24,6 +24,13 @@ MAX_LISTED = 5000  # dropdown entries; a huge input folder must not stall ComfyU
 _IGNORED_FILES = {"thumbs.db", "desktop.ini"}  # system files every photo folder collects
 
 
+def some_of(names: list[str], limit: int) -> str:
+    """The first ``limit`` of ``names``, comma-separated, the rest counted: "a, b ... and 3
+    more" (reports and errors name files without listing thousands)."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def natural_key(name: str) -> tuple:
     """Sort key: case-insensitive, digit runs compared as numbers (img2 before img10), path
     components compared one by one; the name itself breaks ties so the order is total."""

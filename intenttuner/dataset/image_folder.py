@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..runtime import get_runtime
-from .folders import is_hidden, natural_key, sha256_of, walk_dirs
+from .folders import is_hidden, natural_key, sha256_of, some_of, walk_dirs
 from .image_decode import (
     CORRUPT,
     DUPLICATE,
@@ -78,10 +78,7 @@ class LoadedImages:
         )
         for title, entries in sections:
             if entries:
-                shown = entries[:REPORT_LIST_LIMIT]
-                more = len(entries) - len(shown)
-                lines.append(f"{title}: " + ", ".join(shown) + (f" ... and {more} more"
-                                                                 if more else ""))
+                lines.append(f"{title}: " + some_of(entries, REPORT_LIST_LIMIT))
         return "\n".join(lines)
 
 

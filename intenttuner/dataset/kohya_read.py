@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from ..errors import InputError
-from .folders import is_hidden, natural_key, sha256_of
+from .folders import is_hidden, natural_key, sha256_of, some_of
 from .training_set import (
     MANIFEST,
     TrainingItem,
@@ -117,24 +117,24 @@ def read_plain_kohya(root: Path) -> TrainingSet:
                 "captions from .txt files, provenance unknown)"]
     if ignored_folders:
         warnings.append("ignored folders not named <repeats>_<name>: "
-                        + _some(ignored_folders))
+                        + some_of(ignored_folders, LISTED))
     if unreadable:
         warnings.append("left out unreadable images (trainers will fail on them; fix or "
-                        "remove them): " + _some(unreadable))
+                        "remove them): " + some_of(unreadable, LISTED))
     if no_caption:
         warnings.append(f"{len(no_caption)} image(s) have no .txt caption (kohya then uses "
-                        "the folder's class name): " + _some(no_caption))
+                        "the folder's class name): " + some_of(no_caption, LISTED))
     if outside:
         warnings.append("left out files linked to outside the set folder (copy them in to "
-                        "use them): " + _some(outside))
+                        "use them): " + some_of(outside, LISTED))
     if odd_names:
         warnings.append("left out files whose names hold '\\' or ':' (rename them): "
-                        + _some(odd_names))
+                        + some_of(odd_names, LISTED))
     top_level = _images_in(root, root)
     if top_level:
         warnings.append(f"{len(top_level)} image(s) directly in the set folder are ignored "
                         "here and by kohya (ComfyUI's reader uses them once): "
-                        + _some([p.name for p in top_level]))
+                        + some_of([p.name for p in top_level], LISTED))
     training_set = TrainingSet(groups=groups, items=items, read_warnings=warnings)
     training_set.root = str(root.resolve())
     return training_set
@@ -177,14 +177,16 @@ def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
                 if (target := outside_target(root, root / name)) is not None]
     if escaping:
         raise InputError(f"{MANIFEST} of the training set at {root} lists {len(escaping)} "
-                         f"file(s) that lead outside its folder (symlinks): {_some(escaping)}. "
+                         "file(s) that lead outside its folder (symlinks): "
+                         f"{some_of(escaping, LISTED)}. "
                          "Replace the links with the files themselves, or remove those "
                          f"entries from {MANIFEST}.")
     missing = [name for item in training_set.items for name in (item.image, item.caption_file)
                if not (root / name).is_file()]
     if missing:
         raise InputError(f"The training set at {root} is incomplete: {len(missing)} file(s) "
-                         f"that {MANIFEST} lists are missing: {_some(missing)}. Restore them, "
+                         f"that {MANIFEST} lists are missing: {some_of(missing, LISTED)}. "
+                         "Restore them, "
                          f"or delete {MANIFEST} to read the folder as it is (provenance lost).")
     edited, changed = [], []
     for item in training_set.items:
@@ -201,14 +203,14 @@ def _check_against_files(training_set: TrainingSet, check_hashes: bool) -> None:
              if f"{f}/{p.name}" not in listed]
     if edited:
         training_set.read_warnings.append(f"{len(edited)} caption(s) edited outside IntentTuner, "
-                                     "kept as they are on disk: " + _some(edited))
+                                     "kept as they are on disk: " + some_of(edited, LISTED))
     if changed:
         training_set.read_warnings.append(f"{len(changed)} image(s) changed since the set was "
-                                     "written: " + _some(changed))
+                                     "written: " + some_of(changed, LISTED))
     if extra:
         training_set.read_warnings.append(f"{len(extra)} image(s) in the set's folders are not in "
                                      f"{MANIFEST} (trainers will use them; no provenance): "
-                                     + _some(extra))
+                                     + some_of(extra, LISTED))
 
 
 def _images_in(folder: Path, root: Path, outside: list[str] | None = None) -> list[Path]:
@@ -235,8 +237,3 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             return image.size
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-
-
-def _some(names: list[str]) -> str:
-    shown = ", ".join(names[:LISTED])
-    return shown + (f" ... and {len(names) - LISTED} more" if len(names) > LISTED else "")
