@@ -70,3 +70,17 @@ class LLMError(IntentTunerError):
 class LLMUnavailableError(LLMError):
     """The endpoint cannot answer at all (unreachable, timed out, key rejected, out of quota):
     asking it again in the same run would fail the same way."""
+
+
+class TrainingError(IntentTunerError):
+    """Training stopped before its end: the message says why, which checkpoint is the last good
+    one, and how to go on from it."""
+
+
+class TrainingDivergedError(TrainingError):
+    """The loss became NaN or infinite; training stopped and kept the last good checkpoint."""
+
+
+class DiskFullError(TrainingError, OSError):
+    """A checkpoint or LoRA file could not be written (disk full / quota); nothing earlier was
+    touched, and the partial file was removed."""

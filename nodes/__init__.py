@@ -21,6 +21,7 @@ from .inpaint import NODES as INPAINT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
 from .schema import unavailable_note
+from .training import NODES as TRAINING_NODES
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ comfy_bridge.install()
 
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
              *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,
-             *CAPTION_REVIEW_NODES]
+             *CAPTION_REVIEW_NODES, *TRAINING_NODES]
 
 
 def _missing_packages(cls) -> list:

@@ -168,3 +168,14 @@ class ComfyRuntime(TorchRuntime):
         instance = getattr(PromptServer, "instance", None)  # None when no server runs
         if instance is not None:
             instance.send_sync(event, data)
+
+
+def apply_lora(model: Any, clip: Any, path: Path, strength_model: float,
+               strength_clip: float) -> tuple[Any, Any]:
+    """``model``/``clip`` (ComfyUI's MODEL and CLIP) patched with the LoRA file at ``path``,
+    through the very calls stock LoraLoader makes, so a LoRA that works here works there."""
+    import comfy.sd
+    import comfy.utils
+
+    tensors = comfy.utils.load_torch_file(str(path), safe_load=True)
+    return comfy.sd.load_lora_for_models(model, clip, tensors, strength_model, strength_clip)

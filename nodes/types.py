@@ -14,3 +14,4 @@ INTENT = "INTENT"
 DETECTIONS = "DETECTIONS"
 AUGMENTED = "IT_AUGMENTED"  # intenttuner.augment.types.Augmented: a crop plan + its source images
 TRAINING_SET = "TRAINING_SET"  # intenttuner.dataset: a kohya-layout folder + dataset.json
+LORA = "IT_LORA"  # intenttuner.training.trainer.TrainResult: a finished run and its LoRA file

@@ -44,6 +44,8 @@ DESCRIPTIONS = {
                           "inside ComfyUI (Qwen2.5, models/LLM): no server, no API key.",
     "captions": "Intent-aligned captions for a training set (run augment first): Florence-2 "
                 "captions refined by the intent's rules, then reviewed and edited by hand.",
+    "train_lora": "Train a LoRA on a captioned training set (run captions first), then generate "
+                  "with it on the same checkpoint through ComfyUI's own LoRA loading.",
 }
 NOTE_TITLE = "About this workflow"
 THUMBNAIL_SIZE = (640, 400)  # the template browser shows cards of about this size

@@ -55,7 +55,7 @@ if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
 fi
 
 .venv/bin/python - <<'PY'
-import torch, torchvision, transformers, diffusers, open_clip, segment_anything  # noqa: F401
+import torch, torchvision, transformers, diffusers, open_clip, segment_anything, peft  # noqa: F401
 print(f"ready: torch {torch.__version__}, torchvision {torchvision.__version__}, "
       f"transformers {transformers.__version__}, diffusers {diffusers.__version__}")
 PY

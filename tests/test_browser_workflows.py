@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
 RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_load"]
 LOAD_ONLY = ["concept_detect"]  # its default models are real weights, downloaded on first use
 # Run with tiny random models in place of the default weights (same loaders, same formats).
-# captions runs on the set the augment run writes, so it comes after it.
-RUN_WITH_TINY_MODELS = ["augment", "captions", "intent_parse_local"]
+# captions runs on the set the augment run writes, so it comes after it; train_lora trains on
+# that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model).
+RUN_WITH_TINY_MODELS = ["augment", "captions", "train_lora", "intent_parse_local"]
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
         "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner",
         "IntentTunerLoadLocalLLM": "local_llm"}
@@ -189,6 +190,34 @@ def test_captions_workflow_captions_the_set_the_augment_workflow_wrote(frontend)
     assert len(outputs["IntentTunerCaptionRefine"]["images"]) == 1  # the contact sheet
     listed = outputs["IntentTunerCaptionReview"]["it_captions"]
     assert [e["caption"] for e in listed] == [i.caption for i in training_set.items]
+
+
+def test_train_lora_workflow_trains_on_the_captioned_set_and_generates_with_it(frontend):
+    """Load Training Set (the "pia" set the augment and captions runs wrote) -> Load Base
+    Model -> LoRA Train -> Apply Trained LoRA on Load Checkpoint's MODEL/CLIP -> KSampler ->
+    Save Image, as a user runs it: 2 steps at 64 px on a small random SD 1.5 that both loaders
+    read (ComfyUI refuses the tiny ones: it recognises SD 1.5 by its full-width UNet)."""
+    from tests.training_comfy_model import make_comfy_sd15_checkpoint
+
+    server = frontend.server
+    sets = list((server.base / "input" / "training_sets").glob("pia*/dataset.json"))
+    assert len(sets) == 1, "the augment workflow test writes this set first"
+    checkpoint = make_comfy_sd15_checkpoint(server.base / "models" / "checkpoints").name
+    assert frontend.load_workflow(shipped_workflows()["train_lora"]) == []
+    outputs = run_shipped(frontend, "train_lora", {
+        "IntentTunerLoadTrainingSet": {"path": f"training_sets/{sets[0].parent.name}"},
+        "IntentTunerLoadBaseModel": {"model": checkpoint, "precision": "fp32"},
+        "CheckpointLoaderSimple": {"ckpt_name": checkpoint},
+        "IntentTunerLoRATrain": {"max_train_steps": 2, "resolution": 64, "rank": 4, "alpha": 4,
+                                 "gradient_checkpointing": False, "upscale_small_images": True,
+                                 "save_every_steps": 0},
+        "EmptyLatentImage": {"width": 64, "height": 64},
+        "KSampler": {"steps": 2}})
+    report = outputs["IntentTunerLoRATrain"]["text"][0]
+    assert "Trained pia: 2 step(s)." in report, report
+    assert len(outputs["IntentTunerLoRATrain"]["images"]) == 1  # the loss chart
+    assert (server.base / "models" / "loras" / "pia.safetensors").is_file()
+    assert len(outputs["SaveImage"]["images"]) == 1  # generated with the LoRA applied
 
 
 def test_local_llm_workflow_runs_in_process_and_falls_back_visibly(frontend):
