@@ -117,47 +117,62 @@ def describe_targets(targets: dict[str, int], parameters: int) -> str:
 
 def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     ref, ours = results["reference"], results["ours"]
-    first = ref[0]
+    threads = ref[0]["threads"]
     print(f"LoRA training, tiny SD 1.5 (random weights), {args.images} images {args.source} px "
           f"-> {args.resolution} px, batch {args.batch}, rank {args.rank} alpha {args.rank}, "
           f"lr {args.lr:g}, {args.steps} steps ({args.warmup} warm-up), fp32 CPU, "
-          f"{first['threads']} thread{'s' if first['threads'] != 1 else ''}, {allocator(args)}; median of {len(ref)} runs each, "
-          "alternating:")
+          f"{threads} thread{'s' if threads != 1 else ''}, {allocator(args)}; "
+          f"median of {len(ref)} runs each, alternating:")
+    report_table(ref, ours)
+    report_ratios(ref, ours)
+    report_details(ref, ours)
+
+
+def report_table(ref: list[dict], ours: list[dict]) -> None:
     print(f"  {'trainer':10} {'steps/s':>8} {'per CPU-s':>9} {'incl. setup':>11} {'setup s':>8} "
           f"{'peak MiB':>9} {'(setup':>7} {'steps)':>7}  per-run steps/s | peak MiB")
+    columns = (("steps_per_s", 8, 2), ("steps_per_cpu_s", 9, 2), ("whole_steps_per_s", 11, 2),
+               ("setup_s", 8, 2), ("peak_mib", 9, 0), ("peak_setup_mib", 7, 0),
+               ("peak_steps_mib", 7, 0))
     for name, runs in (("reference", ref), ("ours", ours)):
+        cells = " ".join(f"{median(runs, key):{width}.{digits}f}"
+                         for key, width, digits in columns)
         samples = " ".join(f"{r['steps_per_s']:.2f}" for r in runs)
         peaks = " ".join(f"{r['peak_mib']:.0f}" for r in runs)
-        print(f"  {name:10} {median(runs, 'steps_per_s'):8.2f} "
-              f"{median(runs, 'steps_per_cpu_s'):9.2f} {median(runs, 'whole_steps_per_s'):11.2f} {median(runs, 'setup_s'):8.2f} "
-              f"{median(runs, 'peak_mib'):9.0f} {median(runs, 'peak_setup_mib'):7.0f} "
-              f"{median(runs, 'peak_steps_mib'):7.0f}  {samples} | {peaks}")
-    speed = median(ours, "steps_per_s") / median(ref, "steps_per_s")
-    whole = median(ours, "whole_steps_per_s") / median(ref, "whole_steps_per_s")
-    cpu = median(ours, "steps_per_cpu_s") / median(ref, "steps_per_cpu_s")
-    memory = median(ours, "peak_mib") / median(ref, "peak_mib")
+        print(f"  {name:10} {cells}  {samples} | {peaks}")
+
+
+def report_ratios(ref: list[dict], ours: list[dict]) -> None:
+    def ratio(key: str) -> float:
+        return median(ours, key) / median(ref, key)
+
+    speed, memory = ratio("steps_per_s"), ratio("peak_mib")
     print(f"  ours/reference: throughput {speed:4.2f}x (target >= {TARGET_SPEED}x: "
-          f"{verdict(speed >= TARGET_SPEED)}), by CPU time {cpu:4.2f}x, incl. setup and caching "
-          f"{whole:4.2f}x; "
-          f"peak memory {memory:4.2f}x (target <= {TARGET_MEMORY}x: "
-          f"{verdict(memory <= TARGET_MEMORY)})")
-    phases = {k: statistics.median(r["phase_s"][k] for r in ref) for k in first["phase_s"]}
+          f"{verdict(speed >= TARGET_SPEED)}), by CPU time {ratio('steps_per_cpu_s'):4.2f}x, "
+          f"incl. setup and caching {ratio('whole_steps_per_s'):4.2f}x; peak memory "
+          f"{memory:4.2f}x (target <= {TARGET_MEMORY}x: {verdict(memory <= TARGET_MEMORY)})")
+
+
+def report_details(ref: list[dict], ours: list[dict]) -> None:
+    phases = {k: statistics.median(r["phase_s"][k] for r in ref) for k in ref[0]["phase_s"]}
     total = sum(phases.values())
-    print("  reference time per phase: " + ", ".join(
-        f"{k} {v / total:.0%}" for k, v in phases.items()) + " (unet: forward, backward, optimizer)")
-    print(f"  LoRA targets, reference: {describe_targets(first['targets'], first['lora_parameters'])}")
-    mine = ours[0]
+    print("  reference time per phase: " + ", ".join(f"{k} {v / total:.0%}" for k, v in
+                                                     phases.items())
+          + " (unet: forward, backward, optimizer)")
     caching = {k: statistics.median(r["caching_s"].get(k, 0.0) for r in ours)
-               for k in mine["caching_s"]}
+               for k in ours[0]["caching_s"]}
     print("  ours' one-off caching (inside its setup): " + (", ".join(
         f"{k} {v:.2f} s" for k, v in caching.items()) or "not measured"))
-    print(f"  LoRA targets, ours:      {describe_targets(mine['targets'], mine['lora_parameters'])}")
-    print(f"  ours' settings otherwise: {json.dumps(mine['config'])}")
-    print(f"  final loss (median over runs): reference "
-          f"{statistics.median(r['losses'][-1] for r in ref):.4f}, ours "
-          f"{statistics.median(r['losses'][-1] for r in ours):.4f}; memory baseline after "
-          f"imports {median(ref, 'baseline_mib'):.0f} / {median(ours, 'baseline_mib'):.0f} MiB"
-          + ("" if first["peak_resettable"] else " (peak not resettable: lifetime ru_maxrss)"))
+    for name, run in (("reference", ref[0]), ("ours", ours[0])):
+        print(f"  LoRA targets, {name + ':':10} "
+              f"{describe_targets(run['targets'], run['lora_parameters'])}")
+    print(f"  ours' settings otherwise: {json.dumps(ours[0]['config'])}")
+    last = {name: statistics.median(r["losses"][-1] for r in runs)
+            for name, runs in (("reference", ref), ("ours", ours))}
+    print(f"  final loss (median over runs): reference {last['reference']:.4f}, ours "
+          f"{last['ours']:.4f}; memory baseline after imports {median(ref, 'baseline_mib'):.0f}"
+          f" / {median(ours, 'baseline_mib'):.0f} MiB"
+          + ("" if ref[0]["peak_resettable"] else " (peak not resettable: lifetime ru_maxrss)"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,6 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.runs, args.images, args.resolution, args.steps, args.warmup = 1, 4, 128, 5, 2
     args.source = args.source or args.resolution * 3 // 2
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     if not 1 <= args.warmup < args.steps - 1:
         parser.error("--warmup must be at least 1 and leave two timed steps")
     return args

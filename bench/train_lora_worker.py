@@ -9,6 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# The settings of ours that the report shows (with any --ours-set ones).
+SHOWN_SETTINGS = ("rank", "alpha", "buckets", "mixed_precision", "gradient_checkpointing",
+                  "min_snr_gamma", "cache_latents_to_disk")
+
 
 # -- memory ------------------------------------------------------------------------------------
 def status_kib(field: str) -> int:
@@ -145,8 +149,7 @@ def run_ours(model, training_set, args, out: Path, on_step) -> dict:
                    on_step=lambda _: on_step())
     return {"losses": result.losses, **lora_file_facts(result.lora_path), "caching_s": caching,
             "config": {k: v for k, v in config.model_dump().items()
-                       if k in ("gradient_checkpointing", "mixed_precision", "cache_latents_to_disk",
-                                "buckets", "alpha", "rank", "min_snr_gamma") or k in overrides}}
+                       if k in SHOWN_SETTINGS or k in overrides}}
 
 
 def time_caching() -> dict[str, float]:

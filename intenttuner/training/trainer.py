@@ -35,7 +35,7 @@ from .config import CONFIG_FILE, TrainConfig
 from .distributed import Distributed, setup_distributed
 from .grad_mode import grad_enabled, ordinary_tensors
 from .kohya_keys import kohya_state_dict
-from .latent_cache import LatentCache, cache_latents
+from .latent_cache import ENCODE_BATCH, LatentCache, cache_latents
 from .loop import NonFiniteLoss, StepInfo, TrainContext, run_steps
 from .lora_file import save_lora_file
 from .lora_metadata import bucket_info, training_metadata
@@ -120,7 +120,10 @@ def _train(config, base_model, training_set, on_step, dist: Distributed) -> Trai
     runtime.free_memory()  # the host's cached models leave the GPU before ours arrive
     model = base_model if base_model is not None else load_base(config, dtype)
     scheduler = check_base_model(model)
-    cache = cache_latents(model, training_set, config, latent_cache_dir(config))
+    # Encoding no more images at once than a training step holds keeps caching's memory peak
+    # under training's (bench/train_lora.py: 0.67x -> 0.50x the reference's peak on CPU).
+    cache = cache_latents(model, training_set, config, latent_cache_dir(config),
+                          batch_size=min(ENCODE_BATCH, config.batch_size))
     text = None if config.train_text_encoder else TextCache(
         model, [image.caption for image in cache.images], model.managed("text_encoder").device)
     warnings = list(training_set.all_warnings())
