@@ -6,6 +6,12 @@
         # models/loras/<run>/config.json); on several GPUs:
         #   torchrun --nproc_per_node N -m intenttuner train CONFIG
         #   accelerate launch --multi_gpu --num_processes N -m intenttuner train CONFIG
+    python -m intenttuner eval-prompts INTENT_JSON --out PLAN_JSON [--prompts-per-test N ...]
+        # the evaluation plan of an intent: every prompt and seed to generate, with its item id
+    python -m intenttuner evaluate --plan PLAN_JSON --intent INTENT_JSON --images DIR [--out DIR]
+        # score the images generated from the plan (each file named after its item id:
+        # stability-000.png, stability-000_00001_.png...): stability, controllability, delete
+        # leakage -> scores.json, report.png and a preview per metric
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--models-dir", type=Path,
                        help="the models root (default: $INTENTTUNER_MODELS_DIR, or ComfyUI's "
                             "models/ when this pack sits in its custom_nodes)")
+    _add_evaluation_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             return _smoke(args.models_dir)
         if args.command == "train":
             return _train(args.config, args.resume, args.steps, args.models_dir)
+        if args.command == "eval-prompts":
+            return _eval_prompts(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
     except IntentTunerError as exc:
         print(f"error{_rank_note()}: {exc}", file=sys.stderr)
         return 1
@@ -74,12 +85,11 @@ def _train(config_path: Path, resume: Path | None, steps: int | None,
         # this comes before anything that imports torch.
         os.environ["TQDM_DISABLE"] = "1"
         logging.getLogger().setLevel(logging.WARNING)
-    from .runtime import TorchRuntime, get_runtime, set_runtime
+    from .runtime import get_runtime
     from .training.config import load_config, make_config
     from .training.distributed import setup_distributed
 
-    if models_dir is not None:
-        set_runtime(TorchRuntime(models_dir=models_dir))
+    _use_models_dir(models_dir)
     config = load_config(config_path)
     overrides: dict = {}
     if resume is not None:
@@ -105,6 +115,135 @@ def _train(config_path: Path, resume: Path | None, steps: int | None,
         for warning in result.warnings:
             print(f"warning: {warning}")
     return 0
+
+
+def _add_evaluation_commands(sub) -> None:
+    from .evaluation.prompts import PlanSettings
+
+    prompts = sub.add_parser("eval-prompts", help="write the evaluation plan of an intent and "
+                             "print its prompts")
+    prompts.add_argument("intent", type=Path, metavar="INTENT_JSON",
+                         help="an intent saved with its crops (Save Intent, Intent.save)")
+    prompts.add_argument("--out", type=Path, required=True, metavar="PLAN_JSON",
+                         help="the plan file to write (never overwritten)")
+    for flag, field in (("--prompts-per-test", "prompts_per_test"),
+                        ("--images-per-prompt", "images_per_prompt"), ("--seed", "seed")):
+        prompts.add_argument(flag, type=int, metavar="N", default=getattr(PlanSettings, field),
+                             help=f"{field} of the plan (default %(default)s)")
+
+    evaluate = sub.add_parser("evaluate", help="score images generated from an evaluation plan")
+    evaluate.add_argument("--plan", type=Path, required=True, help="the plan (eval-prompts)")
+    evaluate.add_argument("--intent", type=Path, required=True,
+                          help="the intent the plan was made from")
+    evaluate.add_argument("--images", type=Path, required=True, metavar="DIR",
+                          help="the generated images, each file name starting with its plan "
+                               "item's id (stability-000.png, stability-000_00001_.png)")
+    evaluate.add_argument("--label", help="the model's name in the report (default: the "
+                                          "images folder's name)")
+    evaluate.add_argument("--reference-images", type=Path, metavar="DIR",
+                          help="the training images: kept concepts found there join the "
+                               "intent's reference crops")
+    evaluate.add_argument("--out", type=Path, metavar="DIR",
+                          help="a new or empty folder for the results (default: a new "
+                               "<images>-evaluation folder beside the images, numbered when "
+                               "taken)")
+    evaluate.add_argument("--models-dir", type=Path, help="the models root (as for train)")
+    for flag, family in (("--detector", "detector"), ("--identity-encoder", "identity encoder"),
+                         ("--clip", "CLIP image/text encoder")):
+        evaluate.add_argument(flag, metavar="NAME",
+                              help=f"the {family}, as its loader lists it (default: the "
+                                   "manifest's)")
+    evaluate.add_argument("--quality", metavar="NAME|none",
+                          help="the quality predictor (default: the manifest's, the LAION "
+                               "aesthetic predictor on ViT-L-14); none: identity only")
+    evaluate.add_argument("--quality-clip", metavar="NAME",
+                          help="the CLIP image encoder the quality predictor reads (default: "
+                               "--clip when its width fits, else the one the predictor's "
+                               "manifest entry requires)")
+
+
+def _eval_prompts(args) -> int:
+    from .evaluation.files import read_text, save_plan
+    from .evaluation.prompts import PlanSettings, build_plan
+    from .intent.schema import Intent
+
+    intent = Intent.from_json(read_text(args.intent, "intent JSON"), what=str(args.intent))
+    settings = PlanSettings(prompts_per_test=args.prompts_per_test,
+                            images_per_prompt=args.images_per_prompt, seed=args.seed)
+    plan = build_plan(intent, settings)
+    save_plan(plan, args.out)
+    for item in plan.items:
+        print(f"{item.id}  seed {item.seed}  {item.prompt}")
+    for note in plan.notes:
+        print(f"note: {note}")
+    first = plan.items[0].id
+    print(f"plan: {args.out} ({len(plan.items)} images). Name each image after its item id "
+          f"({first}.png, or {first}_00001_.png for several), then run: python -m "
+          f"intenttuner evaluate --plan {args.out} --intent {args.intent} --images DIR")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .dataset.image_folder import load_image_folder
+    from .evaluation.evaluate import evaluate
+    from .evaluation.files import (
+        load_generated,
+        load_plan,
+        output_folder,
+        read_text,
+        write_results,
+    )
+    from .evaluation.models import load_eval_models
+    from .evaluation.pairing import check_intent
+    from .intent.schema import Intent
+
+    _use_models_dir(args.models_dir)
+    plan = load_plan(args.plan)
+    intent = Intent.from_json(read_text(args.intent, "intent JSON"), what=str(args.intent))
+    check_intent(plan, intent)
+    generated = load_generated(plan, args.images)
+    references = None
+    if args.reference_images:
+        loaded = load_image_folder(args.reference_images)
+        if loaded.skipped:  # say which training images the references leave out, and why
+            print(loaded.report(), file=sys.stderr)
+        references = loaded.images
+    out = output_folder(args.out, args.images)  # refused before minutes of scoring, not after
+    models = load_eval_models(args.detector, args.identity_encoder, args.clip, args.quality,
+                              args.quality_clip)
+    label = args.label or args.images.resolve().name
+    scores = evaluate(generated, intent, models, label, references)
+    paths = write_results(out, generated, scores)
+    _print_scores(scores, len(generated))
+    print(f"results: {out} ({', '.join(p.name for p in paths)})")
+    return 0
+
+
+def _print_scores(scores, images: int) -> None:
+    """The report's table as text (one line per column), each metric's concepts under it."""
+    from .evaluation.preview import concept_line
+    from .evaluation.report import COLUMNS, table_rows
+
+    (row,) = table_rows([scores])
+    width = max(len(column.title) for column in COLUMNS)
+    print(f"{scores.label}: {images} images")
+    for column in COLUMNS:
+        value = row[column.key]
+        text = f"{value:.3f}" if value is not None else row["missing"][column.key]
+        print(f"  {column.title:<{width}}  {text}")
+        if column.part is None:
+            for concept in scores.results[column.metric.value].concepts:
+                print(f"      {concept_line(concept)}")
+    for result in scores.results.values():
+        for warning in result.warnings:
+            print(f"warning: {warning}")
+
+
+def _use_models_dir(models_dir: Path | None) -> None:
+    if models_dir is not None:
+        from .runtime import TorchRuntime, set_runtime
+
+        set_runtime(TorchRuntime(models_dir=models_dir))
 
 
 def _rank() -> int:

@@ -17,6 +17,8 @@ from .captions import NODES as CAPTION_NODES
 from .captions_review import NODES as CAPTION_REVIEW_NODES
 from .dataset import NODES as DATASET_NODES
 from .detect import NODES as DETECT_NODES
+from .evaluation import NODES as EVALUATION_NODES
+from .evaluation_report import NODES as EVALUATION_REPORT_NODES
 from .inpaint import NODES as INPAINT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
@@ -29,7 +31,8 @@ comfy_bridge.install()
 
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
              *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,
-             *CAPTION_REVIEW_NODES, *TRAINING_NODES]
+             *CAPTION_REVIEW_NODES, *TRAINING_NODES, *EVALUATION_NODES,
+             *EVALUATION_REPORT_NODES]
 
 
 def _missing_packages(cls) -> list:

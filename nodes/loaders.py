@@ -11,6 +11,7 @@ downloadable entries) and returns a loaded model object. Loading goes through
 from __future__ import annotations
 
 from ..intenttuner.families import get_family
+from ..intenttuner.families.aesthetic import AestheticScorer
 from ..intenttuner.families.base import Package
 from ..intenttuner.families.inpainter import PRECISIONS
 from ..intenttuner.families.local_llm import DEFAULT_MAX_NEW_TOKENS
@@ -177,6 +178,47 @@ class LoadLocalLLM(_ModelLoader):
         return (llm.with_max_new_tokens(max_new_tokens),)
 
 
+class LoadIdentityEncoder(_ModelLoader):
+    FAMILY = "identity_encoder"
+    DISPLAY_NAME = "Load Identity Encoder (DINO)"
+    DESCRIPTION = ("Loads DINO, the self-supervised image encoder StabilityScore compares kept "
+                   "concepts with: the standard subject-fidelity measure (DreamBooth's DINO "
+                   "score), which tells two similar subjects apart where CLIP sees one class.")
+    MODEL_TOOLTIP = ("A DINO ViT model folder (config.json, model.safetensors, "
+                     "preprocessor_config.json). Default: DINO ViT-S/16 (facebook/dino-vits16, "
+                     "~0.09 GB).")
+    RETURN_TYPES = (types.IDENTITY_ENCODER,)
+    RETURN_NAMES = ("identity_encoder",)
+    OUTPUT_TOOLTIPS = ("The loaded identity encoder, for StabilityScore.",)
+
+
+class LoadQualityScorer(_ModelLoader):
+    FAMILY = "aesthetic"
+    DISPLAY_NAME = "Load Quality Scorer (aesthetic)"
+    DESCRIPTION = ("Loads the LAION aesthetic predictor, which rates image quality from 1 to 10 "
+                   "on CLIP ViT-L/14 image embeddings; StabilityScore reports it beside "
+                   "identity. Connect a Load Image Encoder with ViT-L-14.openai.")
+    MODEL_TOOLTIP = ("Aesthetic predictor weights (default sac+logos+ava1-l14-linearMSE.pth, "
+                     "3.5 MiB; picking it also fetches ViT-L-14.openai, 1.7 GB, if missing). "
+                     "Runs in fp32: the model is tiny.")
+    RETURN_TYPES = (types.QUALITY_SCORER,)
+    RETURN_NAMES = ("quality_scorer",)
+    OUTPUT_TOOLTIPS = ("The quality scorer (predictor + its CLIP encoder), for StabilityScore's "
+                       "quality term.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = super().INPUT_TYPES()
+        del inputs["required"]["precision"]  # fp32 always
+        inputs["required"]["clip"] = (types.IMAGE_ENCODER, {
+            "tooltip": "The CLIP encoder the predictor was trained on: ViT-L-14.openai (from "
+                       "Load Image Encoder). Another width is refused with the fix."})
+        return inputs
+
+    def load(self, model: str, clip):
+        return (AestheticScorer(load_model(self.FAMILY, model), clip),)
+
+
 class LLMSettingsNode:
     DISPLAY_NAME = "LLM Settings (OpenAI-compatible)"
     DESCRIPTION = ("Points IntentParse at any OpenAI-compatible endpoint (OpenAI, vLLM, "
@@ -214,4 +256,4 @@ class LLMSettingsNode:
 
 
 NODES = [LoadDetector, LoadSegmenter, LoadImageEncoder, LoadCaptioner, LoadBaseModel,
-         LoadInpainter, LoadLocalLLM, LLMSettingsNode]
+         LoadInpainter, LoadLocalLLM, LoadIdentityEncoder, LoadQualityScorer, LLMSettingsNode]

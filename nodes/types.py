@@ -8,6 +8,8 @@ CAPTIONER = "IT_CAPTIONER"
 BASE_MODEL = "IT_BASE_MODEL"
 INPAINTER = "IT_INPAINTER"  # intenttuner.families.inpainter.LamaModel
 LLM = "IT_LLM"
+IDENTITY_ENCODER = "IT_IDENTITY_ENCODER"  # intenttuner.families.identity_encoder.DinoEncoder
+QUALITY_SCORER = "IT_QUALITY_SCORER"  # intenttuner.families.aesthetic.AestheticScorer
 
 # Pipeline data (plain, JSON-serialisable objects of the intenttuner library).
 INTENT = "INTENT"
@@ -15,3 +17,5 @@ DETECTIONS = "DETECTIONS"
 AUGMENTED = "IT_AUGMENTED"  # intenttuner.augment.types.Augmented: a crop plan + its source images
 TRAINING_SET = "TRAINING_SET"  # intenttuner.dataset: a kohya-layout folder + dataset.json
 LORA = "IT_LORA"  # intenttuner.training.trainer.TrainResult: a finished run and its LoRA file
+EVAL_PLAN = "IT_EVAL_PLAN"  # intenttuner.evaluation.types.EvalPlan: the prompts and seeds to score
+EVAL_SCORES = "IT_EVAL_SCORES"  # intenttuner.evaluation.types.EvalScores: one run's metric results

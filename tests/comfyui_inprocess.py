@@ -68,7 +68,9 @@ def check_loaders(pack_name: str) -> dict:
     node_for = {"detector": "IntentTunerLoadDetector", "segmenter": "IntentTunerLoadSegmenter",
                 "image_encoder": "IntentTunerLoadImageEncoder",
                 "captioner": "IntentTunerLoadCaptioner", "base_model": "IntentTunerLoadBaseModel",
-                "inpainter": "IntentTunerLoadInpainter", "local_llm": "IntentTunerLoadLocalLLM"}
+                "inpainter": "IntentTunerLoadInpainter", "local_llm": "IntentTunerLoadLocalLLM",
+                "identity_encoder": "IntentTunerLoadIdentityEncoder",
+                "aesthetic": "IntentTunerLoadQualityScorer"}
     executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
     results = {}
     for i, (name, family) in enumerate(families.items()):
@@ -76,10 +78,20 @@ def check_loaders(pack_name: str) -> dict:
         path = tiny_builders[name](folder)
         widget = path.relative_to(folder).as_posix()
         node_id = str(i + 1)
-        prompt = {node_id: {"class_type": node_for[name],
-                            "inputs": {"model": widget, "precision": "auto"}}}
+        prompt, inputs, args = {}, {"model": widget, "precision": "auto"}, (widget, "auto")
+        if name == "aesthetic":  # the quality scorer takes the CLIP encoder it scores with
+            clip_folder = runtime.download_dir(families["image_encoder"].folder)
+            clip = tiny_builders["image_encoder"](clip_folder).relative_to(clip_folder).as_posix()
+            prompt["100"] = {"class_type": "IntentTunerLoadImageEncoder",
+                             "inputs": {"model": clip, "precision": "auto"}}
+            inputs = {"model": widget, "clip": ["100", 0]}
+            args = (widget, nodes.NODE_CLASS_MAPPINGS["IntentTunerLoadImageEncoder"]().load(
+                clip, "auto")[0])
+        prompt[node_id] = {"class_type": node_for[name], "inputs": inputs}
         executor.execute(prompt, f"prompt-{name}", {}, [node_id])
-        model = nodes.NODE_CLASS_MAPPINGS[node_for[name]]().load(widget, "auto")[0]
+        model = nodes.NODE_CLASS_MAPPINGS[node_for[name]]().load(*args)[0]
+        if name == "aesthetic":
+            model = model.predictor  # the family's own model, inside the scorer the node makes
         output = family.exercise(model)
         # current_loaded_models lists what load_models_gpu loaded: our wrapper (_Holder) there
         # means ComfyUI's model manager loaded the model to run it. Only type names are kept:

@@ -9,6 +9,8 @@ them, except in CI, where it fails.
 from __future__ import annotations
 
 import copy
+import json
+import re
 import shutil
 
 import pytest
@@ -22,11 +24,14 @@ RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_l
 LOAD_ONLY = ["concept_detect"]  # its default models are real weights, downloaded on first use
 # Run with tiny random models in place of the default weights (same loaders, same formats).
 # captions runs on the set the augment run writes, so it comes after it; train_lora trains on
-# that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model).
-RUN_WITH_TINY_MODELS = ["augment", "captions", "train_lora", "intent_parse_local"]
+# that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model),
+# and evaluate compares that checkpoint with the LoRA train_lora wrote.
+RUN_WITH_TINY_MODELS = ["augment", "captions", "train_lora", "evaluate", "intent_parse_local"]
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
         "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner",
-        "IntentTunerLoadLocalLLM": "local_llm"}
+        "IntentTunerLoadLocalLLM": "local_llm", "IntentTunerLoadIdentityEncoder": "identity_encoder",
+        # the tiny predictor reads the tiny open_clip's embeddings (as the real one ViT-L/14's)
+        "IntentTunerLoadQualityScorer": "aesthetic"}
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +121,19 @@ SET_WIDGETS = """(values) => {
 def run_shipped(frontend, name: str, values: dict) -> dict:
     """Set ``values`` ({node type: {widget: value}}) on the loaded workflow ``name``, queue it
     as a user does, wait for success; returns {node type: its outputs in the history}."""
+    outputs = run_shipped_nodes(frontend, name, values)
+    return {node["type"]: outputs[node["id"]] for node in shipped_workflows()[name]["nodes"]}
+
+
+def run_shipped_nodes(frontend, name: str, values: dict) -> dict[int, dict]:
+    """`run_shipped` for workflows with several nodes of one type: {node id: its outputs}."""
     server = frontend.server
     frontend.page.evaluate(SET_WIDGETS, values)
     finished = len(server.get("/history"))
     frontend.queue()
     entry = server.wait_for_history(finished + 1, timeout=300)
     assert entry["status"]["status_str"] == "success", entry["status"]
-    return {node["type"]: entry["outputs"].get(str(node["id"]), {})
+    return {node["id"]: entry["outputs"].get(str(node["id"]), {})
             for node in shipped_workflows()[name]["nodes"]}
 
 
@@ -218,6 +229,65 @@ def test_train_lora_workflow_trains_on_the_captioned_set_and_generates_with_it(f
     assert len(outputs["IntentTunerLoRATrain"]["images"]) == 1  # the loss chart
     assert (server.base / "models" / "loras" / "pia.safetensors").is_file()
     assert len(outputs["SaveImage"]["images"]) == 1  # generated with the LoRA applied
+
+
+SCORE_NODES = {"IntentTunerStabilityScore": "stability",
+               "IntentTunerControllabilityScore": "controllability",
+               "IntentTunerDeleteLeakage": "leakage"}
+
+
+def test_evaluate_workflow_generates_from_the_plan_and_reports(frontend):
+    """Intent Parse -> Evaluation Prompts -> stock CLIPTextEncode / KSampler / VAE Decode once
+    per prompt, for the checkpoint alone and with the "pia" LoRA the train_lora run wrote
+    (through stock Load LoRA) -> Stability, Controllability, Delete Leakage per model ->
+    Evaluation Report, as a user runs it, with tiny scoring models and every box kept."""
+    from tests.training_comfy_model import make_comfy_sd15_checkpoint
+
+    server = frontend.server
+    assert (server.base / "models" / "loras" / "pia.safetensors").is_file(), \
+        "the train_lora workflow test writes this LoRA first"
+    checkpoint = make_comfy_sd15_checkpoint(server.base / "models" / "checkpoints").name
+    assert frontend.load_workflow(shipped_workflows()["evaluate"]) == []
+    values = {node: {"model": value} for node, value in frontend.tiny_models.items()}
+    values |= {
+        "CheckpointLoaderSimple": {"ckpt_name": checkpoint},
+        "EmptyLatentImage": {"width": 64, "height": 64},
+        "KSampler": {"steps": 2},
+        "IntentTunerEvaluationPrompts": {"prompts_per_test": 1, "images_per_prompt": 1},
+        "IntentTunerStabilityScore": {"box_threshold": 0.0},
+        "IntentTunerControllabilityScore": {"box_threshold": 0.0},
+        "IntentTunerDeleteLeakage": {"box_threshold": 0.0}}
+    outputs = run_shipped_nodes(frontend, "evaluate", values)
+    nodes = shipped_workflows()["evaluate"]["nodes"]
+    of_type = {t: [outputs[n["id"]] for n in nodes if n["type"] == t]
+               for t in {n["type"] for n in nodes}}
+    summary = of_type["IntentTunerEvaluationPrompts"][0]["text"][0]
+    planned = int(re.match(r"(\d+) image\(s\) to generate", summary)[1])
+    assert planned == 4, summary  # 1 stability, 2 controllability (black / blonde), 1 leakage
+    # Each score node of each model got one image per prompt, paired through the plan.
+    for node_type, metric in SCORE_NODES.items():
+        assert len(of_type[node_type]) == 2, node_type  # base, LoRA
+        for node in of_type[node_type]:
+            text = node["text"][0]
+            assert f"{planned} image(s) paired with the plan's {planned} prompt(s)" in text, text
+            assert text.endswith(f" scored for {metric}"), text
+            assert len(node["images"]) == 1  # the annotated preview
+    assert len(of_type["IntentTunerEvaluationReport"][0]["images"]) == 1
+    assert len(of_type["SaveImage"][0]["images"]) == 1  # the report, saved
+    saved = list((server.base / "output" / "intenttuner" / "evaluations").glob("*.json"))
+    assert len(saved) == 1, saved
+    runs = json.loads(saved[0].read_text())["runs"]
+    assert [run["label"] for run in runs] == ["base", "pia LoRA"]
+    for run in runs:
+        assert sorted(run["results"]) == sorted(SCORE_NODES.values()), run["label"]
+        for metric, result in run["results"].items():
+            # The Pia intent keeps the face, modifies hair colour and deletes the clouds, so
+            # each metric applies and is scored on the images: a number, with what it counted.
+            where = (run["label"], metric, result)
+            assert result["applicable"], where
+            assert 0.0 <= result["score"] <= 1.0, where
+            assert result["concepts"] and all(c["images"] >= 1 for c in result["concepts"]
+                                              if c["applicable"]), where
 
 
 def test_local_llm_workflow_runs_in_process_and_falls_back_visibly(frontend):

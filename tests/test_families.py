@@ -22,6 +22,7 @@ SINGLE_FILE_BUILDERS = {
     "image_encoder": TINY_BUILDERS["image_encoder"],
     "base_model": TINY_BUILDERS["base_model"],
     "inpainter": TINY_BUILDERS["inpainter"],
+    "aesthetic": TINY_BUILDERS["aesthetic"],
 }
 
 
@@ -38,6 +39,9 @@ EXERCISE_REPORTS = {
     "inpainter": r"LaMa filled 384 of 384 masked px of a 64x48 image \(torch\.float32\)",
     # a random model writes words until the limit: some text, never an empty answer
     "local_llm": r"answer (['\"]).+\1 \(8 new tokens at most\)",
+    "identity_encoder": r"tiny-dino: image \(1, 32\), CLS of a 32x32 crop",
+    # the tiny MLP's last bias is 5 (mid-scale), its random weights spread the scores around it
+    "aesthetic": r"tiny-aesthetic: 4 scores of 32-value embeddings, \d\.\d\d to \d\.\d\d",
 }
 
 

@@ -32,7 +32,7 @@ from intenttuner.families.detector_phrases import (
 from intenttuner.tiny import detector as tiny
 
 FIXTURE = Path(__file__).parent / "fixtures" / "groundingdino_swint_ogc_keys.json"
-TINY_SIZE = 64  # shorter image side the tiny models see (real models: 800)
+TINY_SIZE = tiny.TINY_IMAGE_SIZE["shortest_edge"]  # shorter side the tiny models see (real: 800)
 
 
 def _fixture() -> dict:
@@ -65,7 +65,7 @@ def test_boxes_of_resized_padded_batches_map_back_to_original_pixels(sizes):
     # size and multiplying by the original one must land on the same object.
     from transformers import GroundingDinoImageProcessor
 
-    processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 107})
+    processor = GroundingDinoImageProcessor(size=tiny.TINY_IMAGE_SIZE)
     images = [Image.new("RGB", size) for size in sizes]
     masks = processor(images=images, return_tensors="pt")["pixel_mask"]
     for image, mask in zip(images, masks, strict=True):
@@ -253,6 +253,8 @@ def test_single_file_formats_give_the_same_detections_as_the_hf_folder(detector_
     hf = FAMILY.load(hf_folder)
     other = FAMILY.load(detector_dir / single_file, image_size=TINY_SIZE)
     assert (hf.kind, other.kind) == ("hf", "original")
+    for det in (hf, other):  # both resize like the tiny HF folder's preprocessor_config.json
+        assert dict(det._image_processor.size) == tiny.TINY_IMAGE_SIZE
     phrases = ["black leather jacket", "hair", "necklace"]
     kwargs = {"box_threshold": 0.0, "text_threshold": 0.0}
     a = hf.detect(_images()[:2], phrases, **kwargs)

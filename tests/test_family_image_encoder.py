@@ -14,6 +14,7 @@ from intenttuner.errors import InputError, WeightsCorruptError
 from intenttuner.families import image_encoder
 from intenttuner.families.image_encoder import FAMILY, infer_arch, resolve_quick_gelu
 from intenttuner.tiny.image_encoder import TINY_ARCH, make_tiny
+from tests.embedding_checks import assert_embedding_contract
 
 
 @pytest.fixture(scope="module")
@@ -94,21 +95,8 @@ def test_explicit_arch_that_does_not_fit_is_reported(tiny_path):
         FAMILY.load(tiny_path, arch="ViT-Nonexistent")
 
 
-def test_image_embeddings_are_unit_length_and_batch_independent(encoder):
-    images = _images()
-    batched = encoder.embed_images(images, batch_size=3)
-    assert batched.shape == (len(images), 32) and batched.dtype == torch.float32
-    assert batched.device.type == "cpu"
-    torch.testing.assert_close(batched.norm(dim=1), torch.ones(len(images)))
-    one_by_one = torch.cat([encoder.embed_images([image]) for image in images])
-    torch.testing.assert_close(batched, one_by_one, atol=1e-5, rtol=0)
-
-
-def test_identical_images_have_cosine_one_and_different_ones_do_not(encoder):
-    images = _images()
-    vectors = encoder.embed_images([images[0], images[0].copy(), images[3]])
-    assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0, abs=1e-6)
-    assert float(vectors[0] @ vectors[2]) < 0.999
+def test_image_embeddings_keep_the_embedding_contract(encoder):
+    assert_embedding_contract(encoder, _images(), 32, unrelated_below=0.999)
 
 
 def test_text_embeddings_are_unit_length_and_batch_independent(encoder):

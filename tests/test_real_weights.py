@@ -8,19 +8,14 @@ cleanly otherwise (never downloads).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from intenttuner import runtime
 from intenttuner.detection.detect import detect_concepts
 from intenttuner.detection.ref_filter import FilterSettings, filter_by_references
 from intenttuner.intent.parse import parse_intent
-from intenttuner.loading import load_model
-from intenttuner.weights.locate import find_entry
-from intenttuner.weights.manifest import load_manifest
+from tests.real_weights_helpers import real_models
 
 pytestmark = pytest.mark.real_weights
 CIRCLE = (150, 120, 330, 300)  # XYXY of the red disc in the scene
@@ -29,23 +24,8 @@ SQUARE = (420, 160, 560, 300)  # and of the blue square
 
 @pytest.fixture(scope="module")
 def models():
-    root = os.environ.get("INTENTTUNER_MODELS_DIR")
-    if not root:
-        pytest.skip("set INTENTTUNER_MODELS_DIR to a folder with the default weights")
-    previous = runtime.get_runtime()
-    runtime.set_runtime(runtime.TorchRuntime(models_dir=root))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INTENTTUNER_OFFLINE", "1")  # use what is there, never download
-        manifest = load_manifest()
-        wanted = {"detector": "grounding-dino-tiny", "segmenter": "sam-vit-b",
-                  "image_encoder": "clip-vit-b-32-laion2b"}
-        missing = [i for i in wanted.values() if find_entry(manifest.get(i)) is None]
-        try:
-            if missing:
-                pytest.skip(f"default weights not in {root}: {missing}")
-            yield {family: load_model(family) for family in wanted}
-        finally:
-            runtime.set_runtime(previous)
+    yield from real_models({"detector": "grounding-dino-tiny", "segmenter": "sam-vit-b",
+                            "image_encoder": "clip-vit-b-32-laion2b"})
 
 
 def scene() -> Image.Image:

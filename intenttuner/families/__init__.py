@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import base_model, captioner, detector, image_encoder, inpainter, local_llm, segmenter
+from . import (
+    aesthetic,
+    base_model,
+    captioner,
+    detector,
+    identity_encoder,
+    image_encoder,
+    inpainter,
+    local_llm,
+    segmenter,
+)
 from .base import Family, Package
 
 FAMILIES: dict[str, Family] = {
@@ -23,6 +33,8 @@ FAMILIES: dict[str, Family] = {
         base_model.FAMILY,
         inpainter.FAMILY,
         local_llm.FAMILY,
+        identity_encoder.FAMILY,
+        aesthetic.FAMILY,
     )
 }
 

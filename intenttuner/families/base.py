@@ -8,6 +8,7 @@ Adding a model family means writing its module (loader, ``sniff``, ``exercise``)
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,24 @@ def check_family(family: Family, path: Path, tensor_names: Iterable[str]) -> Non
         sample = ", ".join(names[:3]) or "no tensors"
         hint = f"Its tensor names ({sample}, ...) match no model family this pack knows."
     raise WrongModelFamilyError(f"{path} is not a {family.title} checkpoint. {hint}")
+
+
+def read_json_object(path: Path, fix: str) -> dict:
+    """The JSON object in ``path``, a file of a Hugging Face model folder; a missing,
+    unreadable or non-object file -> WeightsCorruptError ending with ``fix`` (what to do)."""
+    from ..errors import WeightsCorruptError
+
+    if not path.is_file():
+        raise WeightsCorruptError(f"{path.parent} has no {path.name}, so it is not a complete "
+                                  f"Hugging Face model folder. {fix}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WeightsCorruptError(f"{path} is not valid JSON ({exc}). {fix}") from None
+    if not isinstance(data, dict):
+        raise WeightsCorruptError(f"{path} holds a JSON {type(data).__name__}, not an object. "
+                                  f"{fix}")
+    return data
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:

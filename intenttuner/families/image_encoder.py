@@ -37,6 +37,7 @@ from ..imageio import to_rgb_pil
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
 from .base import Family, Package, check_family, resolve_dtype, synthetic_image
+from .embedding import check_batch_size, device_of, embed_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -305,48 +306,25 @@ class OpenClipEncoder:
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
         """Embed PIL images of any mode and size (converted to RGB, alpha composited on white,
         then open_clip's resize + centre crop + normalisation). Returns (N, D) float32."""
-        _check_batch_size(batch_size)
-        return self._embed(list(images), batch_size, "Embedding images", self._encode_images)
+        return embed_in_batches(self._managed, images, batch_size, "Embedding images",
+                                self._encode_images, self.embed_dim)
 
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Embed strings (truncated to the model's 77-token context). Returns (N, D) float32."""
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         texts = list(texts)
         bad = next((t for t in texts if not isinstance(t, str)), None)
         if bad is not None:
             raise InputError(f"embed_texts takes strings, got {type(bad).__name__}: {bad!r}.")
-        return self._embed(texts, batch_size, "Embedding texts", self._encode_texts)
-
-    def _embed(self, items: list, batch_size: int, desc: str, encode) -> torch.Tensor:
-        if not items:
-            return torch.zeros((0, self.embed_dim), dtype=torch.float32)
-        runtime = get_runtime()
-        model = self._managed.load()
-        out = []
-        with runtime.progress(total=len(items), desc=desc) as bar, torch.inference_mode():
-            for start in range(0, len(items), batch_size):
-                runtime.check_interrupted()
-                chunk = items[start:start + batch_size]
-                vectors = encode(model, chunk).float()
-                out.append(torch.nn.functional.normalize(vectors, dim=-1).cpu())
-                bar.update(len(chunk))
-        return torch.cat(out)
+        return embed_in_batches(self._managed, texts, batch_size, "Embedding texts",
+                                self._encode_texts, self.embed_dim)
 
     def _encode_images(self, model: torch.nn.Module, images: list) -> torch.Tensor:
         pixels = torch.stack([self._preprocess(to_rgb_pil(image)) for image in images])
-        return model.encode_image(pixels.to(_device_of(model), self.dtype))
+        return model.encode_image(pixels.to(device_of(model), self.dtype))
 
     def _encode_texts(self, model: torch.nn.Module, texts: list[str]) -> torch.Tensor:
-        return model.encode_text(self._tokenizer(texts).to(_device_of(model)))
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+        return model.encode_text(self._tokenizer(texts).to(device_of(model)))
 
 
 def exercise(encoder: OpenClipEncoder) -> str:

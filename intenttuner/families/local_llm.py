@@ -39,7 +39,7 @@ from ..errors import (
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
 from ..weights.folders import MODEL_FOLDERS
-from .base import Family, Package, resolve_dtype
+from .base import Family, Package, read_json_object, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ def model_folder(path: Path) -> Path:
 def check_folder(folder: Path) -> dict:
     """Raise unless ``folder`` holds a complete instruction-tuned causal LM that transformers
     runs without remote code; returns its config."""
-    config = _read_json(folder / "config.json", "Download the model folder again.")
-    tokenizer_config = _read_json(folder / "tokenizer_config.json",
+    config = read_json_object(folder / "config.json", "Download the model folder again.")
+    tokenizer_config = read_json_object(folder / "tokenizer_config.json",
                                   "The tokenizer files are missing: download the folder again.")
     _refuse_remote_code(folder, config, tokenizer_config)
     names = _tensor_names(folder)
@@ -140,19 +140,6 @@ def check_folder(folder: Path) -> dict:
             "(instruct/chat) one: it would continue the prompt instead of answering it. Use "
             f"an instruct model, e.g. {EXAMPLE}.")
     return config
-
-
-def _read_json(path: Path, fix: str) -> dict:
-    if not path.is_file():
-        raise WeightsCorruptError(f"{path.parent} has no {path.name}, so it is not a complete "
-                                  f"Hugging Face model folder. {fix}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WeightsCorruptError(f"{path} is not valid JSON ({exc}). {fix}") from None
-    if not isinstance(data, dict):
-        raise WeightsCorruptError(f"{path} is not a JSON object. {fix}")
-    return data
 
 
 def _refuse_remote_code(folder: Path, config: dict, tokenizer_config: dict) -> None:

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import (
+    aesthetic,
     base_model,
     captioner_florence,
     detector,
+    identity_encoder,
     image_encoder,
     inpainter,
     local_llm,
@@ -35,6 +37,8 @@ TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "base_model": base_model.make_tiny_sd15_checkpoint,
     "inpainter": inpainter.make_random_lama,  # full size: LaMa cannot be shrunk (see module)
     "local_llm": local_llm.make_tiny,  # a Qwen2.5-Instruct folder in miniature
+    "identity_encoder": identity_encoder.make_tiny,  # a facebook/dino-vits16 folder in miniature
+    "aesthetic": aesthetic.make_tiny,  # fits the tiny open_clip encoder's 32-value embeddings
 }
 
 __all__ = ["TINY_BUILDERS"]

@@ -50,5 +50,11 @@ MODEL_FOLDERS: dict[str, ModelFolder] = {
         # Instruction-tuned language models run in-process (Load Local LLM); the folder other
         # packs (LLM/VLM nodes) keep Hugging Face language-model folders in.
         ModelFolder("LLM", (), True, "instruction-tuned language models (Hugging Face folders)"),
+        # The evaluation's models: DINO for subject identity (StabilityScore), and the LAION
+        # aesthetic MLP that scores CLIP ViT-L/14 image embeddings for quality.
+        ModelFolder("identity_encoders", (), True,
+                    "DINO identity encoders (Hugging Face ViT folders)"),
+        ModelFolder("aesthetic", (".pth", ".safetensors"), False,
+                    "aesthetic / human-preference predictors"),
     )
 }

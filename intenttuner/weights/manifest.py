@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 from ..errors import InputError
 from .folders import MODEL_FOLDERS
@@ -64,7 +65,8 @@ class WeightEntry:
     def source_page(self) -> str:
         """A page a person can open to fetch the files by hand."""
         if self.hf_repo:
-            return f"{hf_endpoint()}/{self.hf_repo}/tree/{self.revision}"
+            # A ref such as refs/pr/1 must be one path segment, as the Hub's own links escape it.
+            return f"{hf_endpoint()}/{self.hf_repo}/tree/{quote(self.revision, safe='')}"
         return self.files[0].url or "(no source)"
 
     @property
