@@ -213,6 +213,8 @@ def _evaluate(args) -> int:
                               args.quality_clip)
     label = args.label or args.images.resolve().name
     scores = evaluate(generated, intent, models, label, references)
+    if args.out is None:  # numbered when the results are ready: a run started meanwhile may
+        out = output_folder(None, args.images)  # have taken the number picked before scoring
     paths = write_results(out, generated, scores)
     _print_scores(scores, len(generated))
     print(f"results: {out} ({', '.join(p.name for p in paths)})")

@@ -202,3 +202,24 @@ def test_reference_images_the_folder_leaves_out_are_named(setup, models_root, ti
                                               "--reference-images", references))
     assert code == 0, err
     assert "1 of 2 loaded" in err and "broken.png" in err, err
+
+
+def test_a_folder_taken_while_scoring_gets_the_next_number(setup, models_root, tiny_names,
+                                                           capsys, monkeypatch):
+    """The numbered output folder is picked when the results are ready: a run that took
+    ``renders-evaluation`` meanwhile keeps it, and these results go to ``_00002``."""
+    import intenttuner.evaluation.evaluate as evaluate_module
+
+    taken = setup["tmp"] / "renders-evaluation"
+    real = evaluate_module.evaluate
+
+    def evaluate_while_another_run_writes(*args, **kwargs):
+        taken.mkdir()
+        (taken / "scores.json").write_text("another run's")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", evaluate_while_another_run_writes)
+    code, out, err = run(capsys, *evaluate_args(setup, models_root, tiny_names))
+    assert code == 0, err
+    assert (taken / "scores.json").read_text() == "another run's"
+    assert (setup["tmp"] / "renders-evaluation_00002" / "scores.json").is_file()
