@@ -12,7 +12,6 @@ Reference crops are embedded once per intent and encoder (memoised on the intent
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,20 +72,18 @@ def filter_by_references(images: Sequence[Image.Image], detections: Detections, 
 
 def reference_embeddings(intent: Intent, encoder, batch_size: int = 32) -> dict[int, torch.Tensor]:
     """``{n: embedding}`` of every reference crop, computed once per (intent, encoder)."""
-    key = ("reference_embeddings", id(encoder))
-    cached = intent.memo().get(key)
-    if cached is not None and cached[0]() is encoder:  # id() alone could be a reused address
-        return cached[1]
-    missing = intent.missing_crops()
-    if missing:
-        raise InputError(
-            f"The intent has no crops for reference box(es) {missing} (it was saved without "
-            "crops). Re-run Intent Parse with the reference images, or save with crops.")
-    crops = [r.crop() for r in intent.references]
-    vectors = encoder.embed_images(crops, batch_size=batch_size) if crops else []
-    embeddings = {r.index: v for r, v in zip(intent.references, vectors, strict=True)}
-    intent.memo()[key] = (weakref.ref(encoder), embeddings)
-    return embeddings
+    def embed() -> dict[int, torch.Tensor]:
+        missing = intent.missing_crops()
+        if missing:
+            raise InputError(
+                f"The intent has no crops for reference box(es) {missing} (it was saved "
+                "without crops). Re-run Intent Parse with the reference images, or save with "
+                "crops.")
+        crops = [r.crop() for r in intent.references]
+        vectors = encoder.embed_images(crops, batch_size=batch_size) if crops else []
+        return {r.index: v for r, v in zip(intent.references, vectors, strict=True)}
+
+    return intent.memoised(("reference_embeddings",), (encoder,), embed)
 
 
 def references_for(concept: Concept, detection: Detection) -> list[int]:

@@ -37,7 +37,7 @@ from .common import (
     no_images_reason,
     select,
 )
-from .finding import crop_box, find_concepts
+from .finding import boxed, crop_box, find_concepts
 from .types import ConceptResult, ImageRecord, MetricResult, Test
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def _crops(images: Sequence, intent: Intent, by_name: dict[str, Concept], detect
     """Per image: what CLIP classifies (the best box of its concept grown by the margin, else
     the whole image) and that box (None for the whole image); one detector pass."""
     pils = [g.image for g in images]
-    located = [c for c in by_name.values() if c.granularity is not Granularity.IMAGERY]
+    located = boxed(by_name.values())
     if detector is None or not located:
         return pils, [None] * len(pils), []
     found = find_concepts(pils, intent, located, detector, settings.box_threshold)

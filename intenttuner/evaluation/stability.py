@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -164,21 +163,21 @@ def _training_references(intent: Intent, concepts: list[Concept], encoder, detec
     for pil in pils:
         digest.update(repr(pil.size).encode())
         digest.update(pil.tobytes())
-    key = ("stability_references", id(encoder), id(detector), settings.box_threshold,
-           tuple(c.name for c in concepts), digest.hexdigest())
-    cached = intent.memo().get(key)
-    if cached is not None and cached[0]() is encoder and cached[1]() is detector:
-        return cached[2]
-    found = find_concepts(pils, intent, concepts, detector, settings.box_threshold)
-    best = [(name, pils[i], detections[0]) for i, per_image in enumerate(found)
-            for name, detections in per_image.items() if detections]
-    embedded = (encoder.embed_images([crop_box(pil, d.box) for _, pil, d in best],
-                                     batch_size=settings.batch_size) if best else [])
-    vectors: dict[str, list[torch.Tensor]] = {}
-    for (name, _, _), vector in zip(best, embedded, strict=True):
-        vectors.setdefault(name, []).append(vector)
-    intent.memo()[key] = (weakref.ref(encoder), weakref.ref(detector), vectors)
-    return vectors
+    key = ("stability_references", settings.box_threshold, tuple(c.name for c in concepts),
+           digest.hexdigest())
+
+    def embed_best_boxes() -> dict[str, list[torch.Tensor]]:
+        found = find_concepts(pils, intent, concepts, detector, settings.box_threshold)
+        best = [(name, pils[i], detections[0]) for i, per_image in enumerate(found)
+                for name, detections in per_image.items() if detections]
+        embedded = (encoder.embed_images([crop_box(pil, d.box) for _, pil, d in best],
+                                         batch_size=settings.batch_size) if best else [])
+        vectors: dict[str, list[torch.Tensor]] = {}
+        for (name, _, _), vector in zip(best, embedded, strict=True):
+            vectors.setdefault(name, []).append(vector)
+        return vectors
+
+    return intent.memoised(key, (encoder, detector), embed_best_boxes)
 
 
 def _similarities(pils: list[Image.Image], found: list[dict], references: dict[str, torch.Tensor],

@@ -180,6 +180,22 @@ class Intent(_Strict):
         detection/ref_filter.py). Never serialised, never compared."""
         return self._memo
 
+    def memoised(self, key: tuple, owners: tuple, compute):
+        """``compute()`` once per ``key`` and ``owners`` (the loaded models it depends on),
+        kept in `memo` while those models live. An owner's ``id()`` alone could be a reused
+        address, so the entry holds weak references to its owners and is recomputed when any
+        of them is gone or replaced."""
+        import weakref
+
+        full_key = (*key, *(id(owner) for owner in owners))
+        cached = self._memo.get(full_key)
+        if cached is not None and all(ref() is owner
+                                      for ref, owner in zip(cached[0], owners, strict=True)):
+            return cached[1]
+        value = compute()
+        self._memo[full_key] = (tuple(weakref.ref(owner) for owner in owners), value)
+        return value
+
     @field_validator("trigger_words")
     @classmethod
     def _check_triggers(cls, words: list[str]) -> list[str]:
