@@ -6,6 +6,9 @@
         # models/loras/<run>/config.json); on several GPUs:
         #   torchrun --nproc_per_node N -m intenttuner train CONFIG
         #   accelerate launch --multi_gpu --num_processes N -m intenttuner train CONFIG
+        # with --monitor-every N [--intent INTENT_JSON] [--detector ... --monitor-prompts K]:
+        # samples and scores the run by its intent every N steps and keeps the best checkpoint
+        # (models/loras/<run>_best.safetensors)
     python -m intenttuner eval-prompts INTENT_JSON --out PLAN_JSON [--prompts-per-test N ...]
         # the evaluation plan of an intent: every prompt and seed to generate, with its item id
     python -m intenttuner evaluate --plan PLAN_JSON --intent INTENT_JSON --images DIR [--out DIR]
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--models-dir", type=Path,
                        help="the models root (default: $INTENTTUNER_MODELS_DIR, or ComfyUI's "
                             "models/ when this pack sits in its custom_nodes)")
+    _add_monitor_flags(train)
     _add_evaluation_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "smoke":
             return _smoke(args.models_dir)
         if args.command == "train":
-            return _train(args.config, args.resume, args.steps, args.models_dir)
+            return _train(args)
         if args.command == "eval-prompts":
             return _eval_prompts(args)
         if args.command == "evaluate":
@@ -77,8 +81,8 @@ def _smoke(models_dir: Path | None) -> int:
     return 0
 
 
-def _train(config_path: Path, resume: Path | None, steps: int | None,
-           models_dir: Path | None) -> int:
+def _train(args) -> int:
+    config_path, resume, steps = args.config, args.resume, args.steps
     if _rank():
         # One voice: the other processes of a multi-process run log only warnings and draw no
         # progress bars. tqdm reads TQDM_DISABLE when first imported (torch imports it), so
@@ -89,7 +93,7 @@ def _train(config_path: Path, resume: Path | None, steps: int | None,
     from .training.config import load_config, make_config
     from .training.distributed import setup_distributed
 
-    _use_models_dir(models_dir)
+    _use_models_dir(args.models_dir)
     config = load_config(config_path)
     overrides: dict = {}
     if resume is not None:
@@ -101,11 +105,23 @@ def _train(config_path: Path, resume: Path | None, steps: int | None,
         overrides.update(max_train_steps=steps, epochs=0)
     if overrides:  # validated like the file itself: a bad --steps is named
         config = make_config(**{**config.model_dump(), **overrides})
+    settings = _monitor_settings(args)  # bad flags are named before anything loads
     dist = setup_distributed(get_runtime().torch_device())
+    monitor = None
     try:
         from .training.trainer import train  # diffusers, peft: after the config is known good
 
-        result = train(config, dist=dist)
+        # The main process samples and scores; the others train along (the trainer shares
+        # its sample points with them), so only it loads the scoring models. Without
+        # --monitor-every it still observes the run by its loss: the run folder gets its
+        # start and end records (the panel's run list and history) and TensorBoard.
+        if settings is not None and dist.is_main:
+            monitor = _monitor(args, config, settings)
+        elif dist.is_main:
+            from .monitor.monitor import TrainingMonitor
+
+            monitor = TrainingMonitor(None, emit=_debug_event)
+        result = train(config, dist=dist, observer=monitor)
     finally:
         dist.close()
     if dist.is_main:
@@ -114,7 +130,101 @@ def _train(config_path: Path, resume: Path | None, steps: int | None,
         print(f"final loss: {final} after {result.steps} steps ({dist.world_size} process(es))")
         for warning in result.warnings:
             print(f"warning: {warning}")
+        if settings is not None:  # the loss-only observer has nothing to add to the above
+            for line in monitor.summary_lines():
+                print(line)
+            if monitor.best is not None:
+                print(f"best LoRA: {monitor.best['path']}")
     return 0
+
+
+MONITOR_MODEL_FLAGS = ("detector", "identity_encoder", "clip", "quality", "quality_clip")
+
+
+def _add_monitor_flags(train) -> None:
+    # Defaults stay MonitorSettings' own (None here): importing it would import torch before
+    # _train has set TQDM_DISABLE for the other ranks.
+    train.add_argument("--monitor-every", type=int, metavar="N",
+                       help="sample and score the run by its intent every N steps (0: at the "
+                            "end only) and keep the best checkpoint as <run>_best.safetensors")
+    train.add_argument("--intent", type=Path, metavar="INTENT_JSON",
+                       help="the intent to score by (default: the config's, else the "
+                            "training set's own)")
+    train.add_argument("--monitor-prompts", type=int, metavar="K",
+                       help="evaluation prompts per test at each point (default: the "
+                            "Training Monitor node's)")
+    train.add_argument("--sample-steps", type=int, metavar="S",
+                       help="denoising steps per sample image (default: the Training Monitor "
+                            "node's)")
+    _add_model_flags(train)
+
+
+def _monitor_settings(args):
+    """The monitor's settings of the train flags; None without --monitor-every."""
+    from .monitor.settings import MonitorSettings
+
+    if args.monitor_every is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("intent", *MONITOR_MODEL_FLAGS,
+                                                             "monitor_prompts", "sample_steps")
+                 if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} only act with --monitor-every N (sample and "
+                             "score every N steps); add it, or leave them out.")
+        return None
+    given = {"prompts_per_test": args.monitor_prompts, "sample_steps": args.sample_steps}
+    return MonitorSettings(sample_every_steps=args.monitor_every,
+                           **{k: v for k, v in given.items() if v is not None})
+
+
+def _monitor(args, config, settings):
+    """The training monitor of ``--monitor-every``: the intent, the scoring models, events to
+    the log (no UI headless)."""
+    from .evaluation.models import load_eval_models
+    from .monitor.monitor import TrainingMonitor
+    from .monitor.settings import MonitorSpec
+
+    intent = _monitor_intent(args.intent, config)
+    models = load_eval_models(*(getattr(args, name) for name in MONITOR_MODEL_FLAGS))
+    return TrainingMonitor(MonitorSpec(intent=intent, models=models, settings=settings),
+                           emit=_log_event)
+
+
+def _monitor_intent(path: Path | None, config):
+    from .evaluation.files import read_text
+    from .intent.schema import Intent
+
+    if path is not None:
+        return Intent.from_json(read_text(path, "intent JSON"), what=str(path))
+    if config.intent is not None:
+        return Intent.from_data(config.intent, what="the config's intent")
+    from .dataset.kohya_read import read_training_set
+
+    own = read_training_set(config.training_set).intent
+    if own is None:
+        raise InputError("--monitor-every scores the run by an intent, but neither the config "
+                         "nor its training set has one: pass --intent INTENT_JSON (saved with "
+                         "Save Intent).")
+    return Intent.from_data(own, what=f"the intent of the training set {config.training_set}")
+
+
+def _log_event(event: str, data: dict) -> None:
+    """Headless, the monitor's events go to the log: each sample point and warning."""
+    from .monitor.events import SAMPLE, WARNING
+
+    log = logging.getLogger("intenttuner.monitor")
+    if event == SAMPLE:
+        score = data.get("score")
+        log.info("step %s: score %s (%.1f s, monitoring %.0f%% of the run)", data.get("step"),
+                 f"{score:.3f}" if score is not None else "n/a", data.get("seconds") or 0,
+                 100 * (data.get("overhead") or 0))
+    elif event == WARNING:
+        log.warning("step %s: %s", data.get("step"), data.get("message"))
+
+
+def _debug_event(event: str, data: dict) -> None:
+    """The loss-only observer's events: the run folder has them all; the log only on
+    request (every step would drown the progress bar)."""
+    logging.getLogger("intenttuner.monitor").debug("%s %s", event, data)
 
 
 def _add_evaluation_commands(sub) -> None:
@@ -148,18 +258,23 @@ def _add_evaluation_commands(sub) -> None:
                                "<images>-evaluation folder beside the images, numbered when "
                                "taken)")
     evaluate.add_argument("--models-dir", type=Path, help="the models root (as for train)")
+    _add_model_flags(evaluate)
+
+
+def _add_model_flags(parser) -> None:
+    """The scoring models' flags (evaluate, and train with --monitor-every)."""
     for flag, family in (("--detector", "detector"), ("--identity-encoder", "identity encoder"),
                          ("--clip", "CLIP image/text encoder")):
-        evaluate.add_argument(flag, metavar="NAME",
-                              help=f"the {family}, as its loader lists it (default: the "
-                                   "manifest's)")
-    evaluate.add_argument("--quality", metavar="NAME|none",
-                          help="the quality predictor (default: the manifest's, the LAION "
-                               "aesthetic predictor on ViT-L-14); none: identity only")
-    evaluate.add_argument("--quality-clip", metavar="NAME",
-                          help="the CLIP image encoder the quality predictor reads (default: "
-                               "--clip when its width fits, else the one the predictor's "
-                               "manifest entry requires)")
+        parser.add_argument(flag, metavar="NAME",
+                            help=f"the {family}, as its loader lists it (default: the "
+                                 "manifest's)")
+    parser.add_argument("--quality", metavar="NAME|none",
+                        help="the quality predictor (default: the manifest's, the LAION "
+                             "aesthetic predictor on ViT-L-14); none: identity only")
+    parser.add_argument("--quality-clip", metavar="NAME",
+                        help="the CLIP image encoder the quality predictor reads (default: "
+                             "--clip when its width fits, else the one the predictor's "
+                             "manifest entry requires)")
 
 
 def _eval_prompts(args) -> int:

@@ -14,3 +14,10 @@ def font(size: int):
         return ImageFont.load_default(size=size)
     except TypeError:
         return ImageFont.load_default()
+
+
+def fit_text(text: str, font, width: int) -> str:
+    """``text`` shortened with "…" until it is at most ``width`` px wide in ``font``."""
+    while len(text) > 1 and font.getlength(text) > width:
+        text = text[:-2] + "…"
+    return text

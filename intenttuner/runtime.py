@@ -175,6 +175,11 @@ class TorchRuntime:
     def check_interrupted(self) -> None:
         """Raise if the user asked to stop. Outside ComfyUI only Ctrl-C stops work."""
 
+    def is_cancel(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the user stopping work (here Ctrl-C), not a failure: a training
+        run then ends "cancelled" rather than "failed"."""
+        return isinstance(exc, KeyboardInterrupt)
+
     def send_event(self, event: str, data: dict[str, Any]) -> None:
         log.debug("event %s: %s", event, data)
 
@@ -182,6 +187,12 @@ class TorchRuntime:
         """Store PIL ``images`` where the host's UI can show them; returns their descriptors
         (``{"filename", "subfolder", "type"}`` in ComfyUI). Without a UI: nothing, []."""
         return []
+
+    def ui_image_exists(self, ref: dict[str, Any]) -> bool:
+        """Whether the UI can still show ``ref`` (a descriptor `save_ui_images` returned); a
+        host's temp folder is emptied on restart, so an old ref may point at nothing. Without
+        a UI no ref is shown: False."""
+        return False
 
 
 def default_models_root() -> Path:

@@ -22,6 +22,7 @@ from .evaluation_report import NODES as EVALUATION_REPORT_NODES
 from .inpaint import NODES as INPAINT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
+from .monitor import NODES as MONITOR_NODES
 from .schema import unavailable_note
 from .training import NODES as TRAINING_NODES
 
@@ -31,7 +32,7 @@ comfy_bridge.install()
 
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
              *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,
-             *CAPTION_REVIEW_NODES, *TRAINING_NODES, *EVALUATION_NODES,
+             *CAPTION_REVIEW_NODES, *TRAINING_NODES, *MONITOR_NODES, *EVALUATION_NODES,
              *EVALUATION_REPORT_NODES]
 
 

@@ -1,24 +1,31 @@
 """The one module that imports ComfyUI (``comfy``, ``folder_paths``, ``server``).
 
-`install()` registers the pack's model folders with ComfyUI and makes `ComfyRuntime` the
+`install()` registers the pack's model folders with ComfyUI, makes `ComfyRuntime` the
 library's runtime, so the pipeline's devices, model folders, memory management, progress bars,
-Cancel and websocket events all go through ComfyUI. Without ComfyUI, `install()` does nothing
-and the library keeps its plain-torch runtime (``intenttuner.runtime.TorchRuntime``).
+Cancel and websocket events all go through ComfyUI, and adds the training monitor's HTTP routes
+to ComfyUI's server. Without ComfyUI, `install()` does nothing and the library keeps its
+plain-torch runtime (``intenttuner.runtime.TorchRuntime``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..intenttuner.errors import InputError
 from ..intenttuner.runtime import ManagedModel, Progress, TorchRuntime, set_runtime
 from ..intenttuner.weights.folders import MODEL_FOLDERS
 
 log = logging.getLogger(__name__)
+
+ROUTES = "/intenttuner/train/"  # the monitor's routes (ComfyUI serves them under /api/ too)
 
 
 def comfy_available() -> bool:
@@ -31,7 +38,65 @@ def install() -> bool:
         return False
     register_model_folders()
     set_runtime(ComfyRuntime())
+    register_routes()
     return True
+
+
+def executing_context() -> tuple[str, str] | None:
+    """(prompt id, node id) of the node ComfyUI is running in this thread; None outside a
+    prompt or outside ComfyUI."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    context = get_executing_context()
+    return (context.prompt_id, context.node_id) if context is not None else None
+
+
+def register_routes() -> bool:
+    """The training monitor's routes (`intenttuner.monitor.api`) on ComfyUI's server; False when
+    no server runs (a script booting ComfyUI without one)."""
+    from server import PromptServer
+
+    routes = getattr(getattr(PromptServer, "instance", None), "routes", None)
+    if routes is None:
+        return False
+    if any(getattr(route, "path", "").startswith(ROUTES) for route in routes):
+        return True  # already there: aiohttp refuses a route twice
+    routes.get(ROUTES + "runs")(_handler(lambda api, request, _: api.list_runs()))
+    routes.get(ROUTES + "history")(_handler(
+        lambda api, request, _: api.run_history(request.query.get("run"))))
+    routes.post(ROUTES + "stop")(_handler(lambda api, request, body: api.stop_run(body),
+                                          body=True))
+    routes.post(ROUTES + "feedback")(_handler(lambda api, request, body: api.mark_sample(body),
+                                              body=True))
+    return True
+
+
+def _handler(call: Callable[[Any, Any, Any], Any], body: bool = False):
+    """An aiohttp handler running ``call(api module, request, JSON body or None)``: its result
+    as JSON, an InputError as HTTP 400 ``{"error": message}``."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        from ..intenttuner.monitor import api  # imported on first use: the pack loads light
+
+        try:
+            data = await _json_body(request) if body else None
+            # The calls read and write run files: off the server's event loop.
+            result = await asyncio.to_thread(call, api, request, data)
+        except InputError as error:
+            return web.json_response({"error": str(error)}, status=400)
+        return web.json_response(result)
+
+    return handle
+
+
+async def _json_body(request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"The request body must be a JSON object ({error}).") from error
 
 
 def register_model_folders() -> None:
@@ -162,12 +227,34 @@ class ComfyRuntime(TorchRuntime):
 
         mm.throw_exception_if_processing_interrupted()
 
+    def is_cancel(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the user's Cancel (ComfyUI's interrupt) rather than a failure."""
+        import comfy.model_management as mm
+
+        return isinstance(exc, (mm.InterruptProcessingException, KeyboardInterrupt))
+
+    def ui_image_exists(self, ref: dict[str, str]) -> bool:
+        """Whether the image ``ref`` (a `save_ui_images` descriptor) is still there for the
+        frontend's /view (ComfyUI empties its temp folder at every start)."""
+        import folder_paths
+
+        base = folder_paths.get_directory_by_type(str(ref.get("type", "")))
+        if base is None or not ref.get("filename"):
+            return False
+        base = Path(base).resolve()
+        path = (base / str(ref.get("subfolder", "")) / str(ref["filename"])).resolve()
+        return path.is_relative_to(base) and path.is_file()
+
     def send_event(self, event: str, data: dict[str, Any]) -> None:
         from server import PromptServer
 
         instance = getattr(PromptServer, "instance", None)  # None when no server runs
         if instance is not None:
-            instance.send_sync(event, data)
+            # To the client that queued the running prompt, as ComfyUI's own progress events
+            # go (a tab keeps its client id over a reload): another tab's panels, whose node
+            # ids may be the same numbers, never take this run's events for theirs. Prompts
+            # queued without a client id (the HTTP API alone) reach every client.
+            instance.send_sync(event, data, getattr(instance, "client_id", None))
 
 
 def apply_lora(model: Any, clip: Any, path: Path, strength_model: float,

@@ -5,10 +5,15 @@ The widgets are the settings of `intenttuner.training.config.TrainConfig`, with 
 defaults; the node builds the config, and the trainer writes it into the run folder, so the same
 run can be repeated, resumed or scaled out from the command line
 (``python -m intenttuner train models/loras/<run>/config.json``).
+
+Every run is observed by `intenttuner.monitor.monitor.TrainingMonitor`: it sends the run's
+events (steps, and with a Training Monitor connected, scored sample points) to the panel on the
+node, answers its Stop, and keeps the best-scoring checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from pathlib import Path
 
@@ -18,12 +23,11 @@ from ..intenttuner.families.base import Package
 from ..intenttuner.imageio import pils_to_batch
 from ..intenttuner.runtime import get_runtime
 from ..intenttuner.training.config import MAX_RESOLUTION, RESOLUTION_STEP, TrainConfig, make_config
-from ..intenttuner.training.report import loss_chart, run_summary, step_event
+from ..intenttuner.training.report import loss_chart, run_summary
 from . import comfy_bridge, types
 from .schema import ROOT_CATEGORY
 
 CATEGORY = f"{ROOT_CATEGORY}/Training"
-STEP_EVENT = "intenttuner.train.step"  # one per optimizer step, for live monitors
 FIELDS = TrainConfig.model_fields
 BIG = 1_000_000  # upper bound of counts the config leaves open (steps, epochs...)
 
@@ -83,17 +87,32 @@ class LoRATrain:
         "are freed first; latents and text embeddings are cached once; progress shows per "
         "step and Cancel keeps the last finished step as a loadable checkpoint. The same run "
         "goes on headless or on several GPUs: python -m intenttuner train "
-        "models/loras/<run>/config.json.")
+        "models/loras/<run>/config.json. With a Training Monitor connected it samples and "
+        "scores the run by the intent as it trains (live on this node: curves, samples to mark "
+        "good or bad, Stop and keep best) and saves the best checkpoint as "
+        "<run>_best.safetensors.")
     CATEGORY = CATEGORY
     FUNCTION = "train"
     OUTPUT_NODE = True
-    RETURN_TYPES = (types.LORA, "STRING", "IMAGE", "STRING")
-    RETURN_NAMES = ("lora", "lora_name", "loss_curve", "report")
+    # Outputs after the first four were added later: saved workflows link by slot index.
+    RETURN_TYPES = (types.LORA, "STRING", "IMAGE", "STRING", types.LORA, "STRING", "IMAGE",
+                    "IMAGE")
+    RETURN_NAMES = ("lora", "lora_name", "loss_curve", "report", "best_lora", "best_lora_name",
+                    "curves", "samples")
     OUTPUT_TOOLTIPS = (
         "The finished run (its LoRA file and folder), for Apply Trained LoRA.",
         "The LoRA's name in models/loras, as LoraLoader lists it.",
         "The loss of every step with its moving average.",
-        "Where the files are, how the loss went, warnings, and the command to go on headless.",
+        "Where the files are, how the loss went, warnings, the monitor's overhead and best "
+        "checkpoint, and the command to go on headless.",
+        "The run with the monitor's best checkpoint as its LoRA (<run>_best.safetensors), for "
+        "Apply Trained LoRA. Without a monitor or scores: the final LoRA.",
+        "The best checkpoint's name in models/loras, as LoraLoader lists it (without a monitor "
+        "or scores: the final LoRA's).",
+        "Loss and learning rate per step and, with a monitor, every metric and concept score "
+        "at each sample point, the best step marked.",
+        "The samples of the last sample point with their prompts (without a monitor: an image "
+        "saying so).",
     )
 
     @classmethod
@@ -194,27 +213,59 @@ class LoRATrain:
                                "and RNG state). Empty: a fresh run."}),
                 "intent": (types.INTENT, {
                     "tooltip": "The intent written into the LoRA's metadata (without reference "
-                               "crops); default: the training set's own."}),
+                               "crops); default: the monitor's, else the training set's own."}),
+                "monitor": (types.MONITOR, {
+                    "tooltip": "From Training Monitor: sample and score the run by the intent "
+                               "every N steps, show it live on this node, mark samples, stop "
+                               "early and keep the best checkpoint. Not connected: the loss "
+                               "only (Stop still works)."}),
             },
+            # The panel on this node keeps the events of its own runs (the events name it).
+            "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def train(self, training_set, base_model, intent=None, **settings):
-        from ..intenttuner.training.trainer import train  # diffusers/peft: only when training
+    def train(self, training_set, base_model, intent=None, monitor=None, unique_id=None,
+              **settings):
+        # diffusers/peft: only when training
+        from ..intenttuner.monitor.monitor import TrainingMonitor
+        from ..intenttuner.training.trainer import train
 
         settings["run_name"] = settings["run_name"].strip()
         settings["resume_from"] = settings.get("resume_from", "").strip()
         settings["text_encoder_lr"] = settings.get("text_encoder_lr") or None  # 0: the default
+        if intent is None and monitor is not None:
+            intent = monitor.intent
         config = make_config(base_model=str(base_model.source), training_set=training_set.root,
                              intent=intent.public_dict() if intent is not None else None,
                              **settings)
         runtime = get_runtime()
+        prompt_id, context_node = comfy_bridge.executing_context() or (None, None)
+        node = str(unique_id) if unique_id is not None else context_node
+        # The monitor sends the step events (and the others) and answers the panel's Stop.
+        observer = TrainingMonitor(monitor, emit=runtime.send_event, node=node,
+                                   prompt_id=prompt_id)
         result = train(config, base_model=base_model, training_set=training_set,
-                       on_step=lambda info: runtime.send_event(STEP_EVENT, step_event(info)))
+                       observer=observer)
+        return self.outputs(result, observer)
+
+    @staticmethod
+    def outputs(result, observer) -> dict:
+        """The node's outputs and UI of a finished (or stopped) run and its monitor."""
         name = lora_name(result.lora_path)
         chart = loss_chart(result.losses, f"{result.run_name}: loss per step")
-        text = run_summary(result, name)
-        ui = {"images": runtime.save_ui_images([chart], "training"), "text": [text]}
-        return {"ui": ui, "result": (result, name, pils_to_batch([chart]), text)}
+        best = observer.best
+        best_result = (dataclasses.replace(result, lora_path=Path(best["path"]))
+                       if best else result)
+        curves, grid = observer.curves_image(), observer.grid_image()
+        stopped = ([f"Stopped by Stop after {result.steps} of {observer.run.total_steps} "
+                    "step(s); the LoRA holds the steps done."]
+                   if result.stopped and observer.run is not None else [])
+        text = "\n".join([run_summary(result, name), *stopped, *observer.summary_lines()])
+        images = [curves, grid] if observer.points else [curves]
+        ui = {"images": get_runtime().save_ui_images(images, "training"), "text": [text]}
+        return {"ui": ui, "result": (result, name, pils_to_batch([chart]), text, best_result,
+                                     lora_name(best_result.lora_path), pils_to_batch([curves]),
+                                     pils_to_batch([grid]))}
 
 
 class ApplyTrainedLoRA:

@@ -19,3 +19,4 @@ TRAINING_SET = "TRAINING_SET"  # intenttuner.dataset: a kohya-layout folder + da
 LORA = "IT_LORA"  # intenttuner.training.trainer.TrainResult: a finished run and its LoRA file
 EVAL_PLAN = "IT_EVAL_PLAN"  # intenttuner.evaluation.types.EvalPlan: the prompts and seeds to score
 EVAL_SCORES = "IT_EVAL_SCORES"  # intenttuner.evaluation.types.EvalScores: one run's metric results
+MONITOR = "IT_MONITOR"  # intenttuner.monitor.settings.MonitorSpec: what LoRA Train scores

@@ -46,6 +46,9 @@ DESCRIPTIONS = {
                 "captions refined by the intent's rules, then reviewed and edited by hand.",
     "train_lora": "Train a LoRA on a captioned training set (run captions first), then generate "
                   "with it on the same checkpoint through ComfyUI's own LoRA loading.",
+    "train_monitor": "Train a LoRA watched by its intent (run captions first): samples scored "
+                     "as it trains, live curves, samples to mark, Stop and keep the best "
+                     "checkpoint.",
     "evaluate": "Score the trained LoRA against its base checkpoint (run train_lora first): "
                 "generate from the intent's evaluation prompts, then compare stability, "
                 "controllability and delete leakage.",

@@ -56,6 +56,7 @@ class Server(boot.ServerStandIn):
 
     def __init__(self):
         self.steps: list[dict] = []
+        self.step_clients: list[str | None] = []  # the client id each step event went to
         self.loaded_at_first_step: list[str] | None = None
         self.cancel_at: int | None = None
 
@@ -63,6 +64,7 @@ class Server(boot.ServerStandIn):
         if event != STEP_EVENT:
             return
         self.steps.append(data)
+        self.step_clients.append(sid)
         if data["step"] == 1 and self.loaded_at_first_step is None:
             self.loaded_at_first_step = loaded_models()
         if self.cancel_at is not None and data["step"] == self.cancel_at:
@@ -105,8 +107,9 @@ def train_inputs(set_path: str, checkpoint: str, **settings) -> dict:
     }
 
 
-def run(executor, prompt: dict, prompt_id: str, outputs: list[str]) -> dict:
-    executor.execute(prompt, prompt_id, {}, outputs)
+def run(executor, prompt: dict, prompt_id: str, outputs: list[str],
+        client_id: str | None = None) -> dict:
+    executor.execute(prompt, prompt_id, {"client_id": client_id} if client_id else {}, outputs)
     messages = [m[0] for m in executor.status_messages]
     result = executor.history_result.get("outputs", {}) if executor.success else {}
     errors = [m[1].get("exception_message") for m in executor.status_messages
@@ -159,13 +162,14 @@ def main() -> None:
                  "model": ["10", 0], "clip": ["10", 1], "lora": ["3", 0],
                  "strength_model": 1.0, "strength_clip": 1.0}},
              **sample_graph(["11", 0], ["11", 1], "trained")}
-    trained = run(executor, graph, "trained", ["3", "25"])
+    trained = run(executor, graph, "trained", ["3", "25"], client_id="tab-1")
     loras_dir = Path(folder_paths.get_folder_paths("loras")[0])
     result = {
         "plain_ok": plain["ok"], "loaded_before": loaded_before, "trained": {
             k: trained[k] for k in ("ok", "error")},
         "loaded_at_first_step": stand_in.loaded_at_first_step,
         "steps": [d["step"] for d in stand_in.steps], "step_event": stand_in.steps[-1:],
+        "step_clients": sorted(set(stand_in.step_clients)),
         "ui_images": len(trained["outputs"].get("3", {}).get("images", [])),
         "report": trained["outputs"].get("3", {}).get("text", [""])[0],
         "lora_list": folder_paths.get_filename_list("loras"),

@@ -14,7 +14,8 @@ from intenttuner import runtime
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI") == "true"
-pytest_plugins = ["tests.download_helpers"]  # the download tests' fixtures
+# Shared fixtures: the download tests', and the trainer and monitor tests' (tiny SD 1.5, one thread).
+pytest_plugins = ["tests.download_helpers", "tests.training_fixtures"]
 # Tiers that must run in CI: there, a test of these marks that skips has failed.
 REQUIRED_IN_CI = ("comfyui", "browser")
 PACK_NAME = "intenttuner_pack"  # ComfyUI uses the folder name; any package name works

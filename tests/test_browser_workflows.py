@@ -21,7 +21,9 @@ from tests.comfyui_harness import ComfyServer, comfyui_location
 pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
 # Run in this order: intent_load reads the intent intent_parse_offline saved.
 RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_load"]
-LOAD_ONLY = ["concept_detect"]  # its default models are real weights, downloaded on first use
+# Their default models are real weights, downloaded on first use; train_monitor runs with tiny
+# ones in tests/test_browser_train_monitor.py.
+LOAD_ONLY = ["concept_detect", "train_monitor"]
 # Run with tiny random models in place of the default weights (same loaders, same formats).
 # captions runs on the set the augment run writes, so it comes after it; train_lora trains on
 # that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model),
@@ -226,7 +228,7 @@ def test_train_lora_workflow_trains_on_the_captioned_set_and_generates_with_it(f
         "KSampler": {"steps": 2}})
     report = outputs["IntentTunerLoRATrain"]["text"][0]
     assert "Trained pia: 2 step(s)." in report, report
-    assert len(outputs["IntentTunerLoRATrain"]["images"]) == 1  # the loss chart
+    assert len(outputs["IntentTunerLoRATrain"]["images"]) == 1  # the curves (no monitor: loss)
     assert (server.base / "models" / "loras" / "pia.safetensors").is_file()
     assert len(outputs["SaveImage"]["images"]) == 1  # generated with the LoRA applied
 

@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("captions", ("intenttuner.captions",)),
     ("evaluation", ("intenttuner.evaluation",)),
     ("training", ("intenttuner.training",)),
+    ("monitor", ("intenttuner.monitor",)),  # observes training runs, scores them by intent
     ("jobs", ("intenttuner.jobs",)),
     # Test tooling above everything it builds models of; no stage may depend on it.
     ("tiny", ("intenttuner.tiny",)),

@@ -48,6 +48,17 @@ def test_a_config_file_trains_and_says_where_the_lora_is(config_file, models_roo
                            "--resume", checkpoint, "--steps", "4")
     assert code == 0, err
     assert f"LoRA: {loras / 'cli-2.safetensors'}" in out and "after 4 steps" in out
+    # Without --monitor-every the run is observed by its loss all the same: its folder gets
+    # the start and end records (the panel's run list) and TensorBoard; nothing more is said.
+    assert "Monitor" not in out and "best LoRA" not in out
+    for name, records in (("cli", ["start", 1, 2, 3, "end"]),
+                          ("cli-2", [1, 2, "start", 3, 4, "end"])):
+        lines = (loras / name / "metrics.jsonl").read_text().splitlines()
+        written = [json.loads(line) for line in lines]
+        assert [r.get("event", r.get("step")) for r in written] == records
+        start = next(r for r in written if r.get("event") == "start")
+        assert not start["monitor"]["enabled"] and written[-1]["status"] == "finished"
+        assert (start["tensorboard"] is None) == (not (loras / name / "tensorboard").is_dir())
 
 
 def test_the_module_runs_as_a_program_with_exit_codes(tmp_path):

@@ -35,6 +35,8 @@ def test_comfyuis_models_are_freed_before_training(result):
 def test_training_sends_an_event_per_step_and_shows_its_chart(result):
     assert result["trained"]["ok"], result["trained"]["error"]
     assert result["steps"] == [1, 2, 3, 4]
+    # Only to the tab that queued the run: other tabs' panels never see its events.
+    assert result["step_clients"] == ["tab-1"]
     event = result["step_event"][0]
     assert event["total_steps"] == 4 and isinstance(event["loss"], float) and event["lr"] > 0
     assert result["ui_images"] == 1  # the loss chart on the node

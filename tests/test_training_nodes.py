@@ -36,9 +36,10 @@ def config_class(pack):
 def test_every_input_has_a_tooltip_and_the_category_is_training(pack, name):
     cls = node(pack, name)
     schema = cls.INPUT_TYPES()
-    for section in schema.values():
-        for input_name, (_, options) in section.items():
-            assert options.get("tooltip"), input_name
+    for kind, section in schema.items():
+        for input_name, spec in section.items():
+            # hidden inputs (the node's id) are filled in by ComfyUI, never shown
+            assert kind == "hidden" or spec[1].get("tooltip"), input_name
     assert cls.CATEGORY == "IntentTuner/Training"
     assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)
 
@@ -46,7 +47,7 @@ def test_every_input_has_a_tooltip_and_the_category_is_training(pack, name):
 def test_the_widgets_are_the_configs_settings_with_its_defaults(pack):
     fields = config_class(pack).model_fields
     inputs = widgets(pack)
-    settings = set(inputs) - {"training_set", "base_model", "intent"}
+    settings = set(inputs) - {"training_set", "base_model", "intent", "monitor"}
     assert settings == set(fields) - NOT_WIDGETS - {"intent"}
     for name in settings:
         kind, options = inputs[name]
@@ -60,7 +61,7 @@ def test_the_widgets_are_the_configs_settings_with_its_defaults(pack):
     assert inputs["rank"][1]["min"] == 1 and inputs["resolution"][1]["step"] == 64
     assert inputs["training_set"][0] == "TRAINING_SET"
     assert inputs["base_model"][0] == "IT_BASE_MODEL"
-    assert node(pack, "LoRATrain").RETURN_TYPES == ("IT_LORA", "STRING", "IMAGE", "STRING")
+    assert node(pack, "LoRATrain").RETURN_TYPES[:4] == ("IT_LORA", "STRING", "IMAGE", "STRING")
     assert "IT_LORA" in node(pack, "ApplyTrainedLoRA").INPUT_TYPES()["required"]["lora"]
     assert {p.module for p in node(pack, "LoRATrain").requires()} == {
         "diffusers", "transformers", "peft"}
@@ -69,12 +70,17 @@ def test_the_widgets_are_the_configs_settings_with_its_defaults(pack):
 def settings(pack, **overrides) -> dict:
     """Every widget at its default, as ComfyUI passes them, with ``overrides``."""
     values = {name: options.get("default") for name, (_, options) in widgets(pack).items()
-              if name not in ("training_set", "base_model", "intent")}
+              if name not in ("training_set", "base_model", "intent", "monitor")}
     return {**values, **overrides}
 
 
 @pytest.fixture
 def inputs(pack, tmp_path, models_root):
+    return graph_inputs(pack, tmp_path, models_root)
+
+
+def graph_inputs(pack, tmp_path, models_root):
+    """(library package name, a tiny SD 1.5 loaded as the graph's loader does, a 2-image set)."""
     lib = f"{pack.__name__}.intenttuner"
     checkpoint = module(lib, "tiny.base_model").make_tiny_sd15_checkpoint(
         models_root / "checkpoints")
@@ -97,7 +103,7 @@ def test_lora_train_runs_and_returns_the_lora_its_name_and_a_chart(pack, inputs,
             training_set=training_set, base_model=base_model,
             **settings(pack, rank=4, alpha=2.0, resolution=64, max_train_steps=3,
                        gradient_checkpointing=False))
-    lora, lora_name, chart, report = out["result"]
+    lora, lora_name, chart, report = out["result"][:4]
     assert lora_name == "pia.safetensors"  # the training set's name; as LoraLoader lists it
     assert lora.lora_path == models_root / "loras" / lora_name and lora.lora_path.is_file()
     assert (lora.run_dir / "config.json").is_file() and lora.steps == 3

@@ -28,9 +28,10 @@ from tests.training_run_helpers import (
     assert_clean,
     fast_config,
     load_tiny,
-    single_thread,
     training_set,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # "Learns": the error of latents sampled for the training captions, with the LoRA / without.
 # Measured with these settings (LoCon rank 16, lr 1e-2, batch 4, 10 DDIM steps from fixed
@@ -40,16 +41,6 @@ from tests.training_run_helpers import (
 LEARNED_RATIO = 0.25
 LEARN_STEPS = 60
 SAMPLE_STEPS = 10
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    yield from single_thread()
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return load_tiny(tmp_path_factory.mktemp("base"))
 
 
 def sample_latents(model, captions: list[str], shape, seed: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw
 
 from ..detection.preview import colour_of
+from ..drawing import fit_text
 from ..drawing import font as load_font
 from ..errors import InputError
 from ..imageio import to_rgb_pil
@@ -175,13 +176,9 @@ def _wrap(text: str, font, width: int) -> list[str]:
             lines[-1] = candidate
         else:
             lines.append(word)
-    return [_cut(line, font, width - 4) for line in lines]
+    return [fit_text(line, font, width - 4) for line in lines]
 
 
-def _cut(text: str, font, width: int) -> str:
-    while len(text) > 1 and font.getlength(text) > width:
-        text = text[:-2] + "…"
-    return text
 
 
 def caption(record: ImageRecord, metric: Test) -> tuple[str, tuple[int, int, int]] | None:

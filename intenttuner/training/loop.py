@@ -202,10 +202,12 @@ def train_step(ctx: TrainContext) -> float:
     return loss
 
 
-def run_steps(ctx: TrainContext, total_steps: int,
-              after_step: Callable[[StepInfo], None]) -> list[float]:
+def run_steps(ctx: TrainContext, total_steps: int, after_step: Callable[[StepInfo], None],
+              should_stop: Callable[[], bool] | None = None) -> list[float]:
     """Train from ``ctx.step`` to ``total_steps``; ``after_step`` runs after each step (metrics,
-    checkpoints, the caller's hook). Cancel: ``check_interrupted`` / the progress bar raise."""
+    checkpoints, the caller's hook). Cancel: ``check_interrupted`` / the progress bar raise.
+    ``should_stop``: asked before each step on the main process (see `stop_agreed`); True ends
+    the loop there, with ``ctx.step`` steps done."""
     runtime = get_runtime()
     images_per_step = (ctx.config.batch_size * ctx.dist.world_size
                        * ctx.config.gradient_accumulation_steps)
@@ -215,6 +217,8 @@ def run_steps(ctx: TrainContext, total_steps: int,
             bar.update(ctx.step)
         while ctx.step < total_steps:
             runtime.check_interrupted()
+            if should_stop is not None and stop_agreed(ctx, should_stop):
+                break
             started = time.perf_counter()
             lr = float(ctx.schedule.get_last_lr()[0])  # the rate this step applies
             loss = train_step(ctx)
@@ -225,3 +229,9 @@ def run_steps(ctx: TrainContext, total_steps: int,
             after_step(info)
             bar.update(1)
     return losses
+
+
+def stop_agreed(ctx: TrainContext, should_stop: Callable[[], bool]) -> bool:
+    """The main process's ``should_stop()`` on every process: they must all stop before the
+    same step, or the others would wait for it in the next gradient all-reduce."""
+    return bool(ctx.dist.broadcast(bool(should_stop()) if ctx.dist.is_main else None))

@@ -54,7 +54,7 @@ def loss_chart(losses: list[float], title: str, size: tuple[int, int] = SIZE) ->
         draw.text((box[0] + 8, (box[1] + box[3]) // 2), "no finished steps", fill=AXES,
                   font=font(16))
         return image
-    low, high = _value_range([v for _, v in points])
+    low, high = value_range([v for _, v in points])
     last = max(points[-1][0], 2)
 
     def xy(step: float, value: float) -> tuple[float, float]:
@@ -76,7 +76,7 @@ def loss_chart(losses: list[float], title: str, size: tuple[int, int] = SIZE) ->
     return image
 
 
-def _value_range(values: list[float]) -> tuple[float, float]:
+def value_range(values: list[float]) -> tuple[float, float]:
     """The y axis: the values padded by 5 % of their span, and at least 1 % of their size, so
     (near-)equal values still get a range their ticks can be counted in."""
     low, high = min(values), max(values)

@@ -6,7 +6,8 @@ runs started at once cannot share it). A resumed run continues in its checkpoint
 while that run's final file does not exist yet; once it does, the continuation is a new run.
 
 The run folder holds ``config.json`` (the exact settings: ``python -m intenttuner train`` runs
-it again), ``metrics.jsonl`` (one JSON object per step) and the checkpoints.
+it again), ``metrics.jsonl`` (one JSON object per step, and the training monitor's event
+records) and the checkpoints.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def write_metrics(folder: RunFolder, record: dict) -> None:
 
 
 def read_metrics(path: Path, up_to_step: int) -> list[dict]:
-    """The records of steps <= ``up_to_step`` in a metrics.jsonl (damaged lines skipped)."""
+    """The records of steps <= ``up_to_step`` in a metrics.jsonl, in file order: the trainer's
+    step records and the monitor's event records (a "start" record counts at its
+    ``start_step``: it has no step of its own). Damaged lines are skipped."""
     if not path.is_file():
         return []
     records = []
@@ -127,15 +130,25 @@ def read_metrics(path: Path, up_to_step: int) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int) \
-                and record["step"] <= up_to_step:
+        if not isinstance(record, dict):
+            continue
+        step = record.get("start_step" if record.get("event") == "start" else "step")
+        if isinstance(step, int) and not isinstance(step, bool) and step <= up_to_step:
             records.append(record)
     return records
 
 
+def is_step_record(record: dict) -> bool:
+    """A trainer step record: the monitor's records carry an "event" key."""
+    return "event" not in record
+
+
 def restart_metrics(folder: RunFolder, records: list[dict]) -> None:
-    """Rewrite metrics.jsonl with ``records`` only: a resumed run drops the steps after its
-    checkpoint, which it is about to train again."""
+    """Rewrite metrics.jsonl with ``records`` (those up to the resumed checkpoint): a resumed
+    run drops the steps after its checkpoint, which it is about to train again. The monitor's
+    records of the earlier session stay (its sample points and their images are this run's
+    history, which marks and the panel go on using), except its "end" record: that session
+    did not end the run, this one goes on with it."""
     folder.run_dir.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r) + "\n" for r in records)
+    text = "".join(json.dumps(r) + "\n" for r in records if r.get("event") != "end")
     write_text_atomic(folder.metrics_path, text)  # the history before the checkpoint stays

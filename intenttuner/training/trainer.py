@@ -10,6 +10,11 @@ tensors go back before `train` returns or raises. Only the main process writes f
 Failures say what is left: a NaN/inf loss stops before the bad step is applied and names the
 last good checkpoint; a full disk names the file that could not be written and the last intact
 checkpoint; Cancel saves a checkpoint of the last finished step first, so it can be resumed.
+
+An observer (`observer.TrainObserver`, e.g. the training monitor) follows the run through
+`run_hooks`: every step, a checkpoint at each of its sample points and the final file, and the
+end however it comes; asked between steps, it can stop the run early, which then ends like a
+finished one (the final file of the steps done).
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ import torch
 from ..dataset.kohya_read import read_training_set
 from ..dataset.training_set import write_text_atomic
 from ..errors import DiskFullError, InputError, TrainingDivergedError
-from ..families.sd_model import UNSUPPORTED, BaseModel, inpainting_problem
+from ..families.sd_model import BaseModel
 from ..runtime import get_runtime
-from ..weights.locate import resolve_model
 from . import checkpoints as ckpt
 from .batches import BatchStream, epoch_plan
 from .config import CONFIG_FILE, TrainConfig
@@ -39,23 +43,32 @@ from .latent_cache import ENCODE_BATCH, LatentCache, cache_latents
 from .loop import NonFiniteLoss, StepInfo, TrainContext, run_steps
 from .lora_file import save_lora_file
 from .lora_metadata import bucket_info, training_metadata
-from .lora_setup import LoraSetup, adapter_state, add_lora, remove_lora
-from .loss import training_scheduler
+from .lora_setup import LoraSetup, adapter_state
+from .model_setup import (
+    PRECISION_NAMES,
+    add_seeded_lora,
+    check_base_model,
+    load_base,
+    place,
+    restore_model,
+)
+from .observer import TrainObserver
 from .optim import make_optimizer, make_schedule, weight_dtype
 from .run_folder import (
     RunFolder,
     checkpoint_file,
+    is_step_record,
     new_run_folder,
     read_metrics,
     restart_metrics,
     resumed_run_folder,
     write_metrics,
 )
-from .text_cache import TextCache, encoder_names
+from .run_hooks import RunHooks
+from .text_cache import TextCache
 
 log = logging.getLogger(__name__)
 
-PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 LATENT_CACHE = ("intenttuner", "cache", "latents")  # under the runtime's output folder
 
 
@@ -68,6 +81,7 @@ class TrainResult:
     steps: int
     losses: list[float]          # per optimizer step (mean over accumulation)
     warnings: list[str] = field(default_factory=list)
+    stopped: bool = False        # ended early by the observer (steps < the planned steps)
 
 
 @dataclass
@@ -86,11 +100,12 @@ class Run:
 
 def train(config: TrainConfig, base_model: BaseModel | None = None, training_set=None,
           on_step: Callable[[StepInfo], None] | None = None,
-          dist: Distributed | None = None) -> TrainResult:
+          dist: Distributed | None = None, observer: TrainObserver | None = None) -> TrainResult:
     """Train a LoRA as ``config`` says (see the module docstring). ``base_model`` /
     ``training_set``: already loaded by the graph, else loaded from the config's paths;
     ``on_step``: called after every optimizer step; ``dist``: the process group (default:
-    from the launcher's environment, a single process without one)."""
+    from the launcher's environment, a single process without one); ``observer``: follows
+    the run and may stop it (main process; see `observer`)."""
     runtime = get_runtime()
     own_dist = dist is None
     dist = dist or setup_distributed(runtime.torch_device())
@@ -98,13 +113,14 @@ def train(config: TrainConfig, base_model: BaseModel | None = None, training_set
         # Hosts may call this under torch.inference_mode (ComfyUI runs every node so): turn
         # autograd back on, and make a graph-loaded model's inference tensors trainable.
         with grad_enabled():
-            return _train(config, base_model, training_set, on_step, dist)
+            return _train(config, base_model, training_set, RunHooks(observer, dist, on_step),
+                          dist)
     finally:
         if own_dist:
             dist.close()
 
 
-def _train(config, base_model, training_set, on_step, dist: Distributed) -> TrainResult:
+def _train(config, base_model, training_set, hooks: RunHooks, dist: Distributed) -> TrainResult:
     runtime = get_runtime()
     training_set = training_set if training_set is not None else \
         read_training_set(config.training_set)
@@ -146,87 +162,26 @@ def _train(config, base_model, training_set, on_step, dist: Distributed) -> Trai
         elif dist.is_main:  # a resume in the run's own folder keeps the run's first config
             write_text_atomic(run.folder.run_dir / f"config.resume-step{ctx.step:06d}.json",
                               config.to_json() + "\n")
-        losses = history + train_steps(run, on_step)
-        lora_path = save_final(run) if dist.is_main else run.folder.lora_path
-        dist.barrier()
+        try:
+            hooks.start(run.folder, steps, ctx.step, config, training_set)
+            losses = history + train_steps(run, hooks)
+            lora_path = finish(run, hooks)
+        except BaseException as exc:
+            hooks.fail(exc, ctx.step)
+            raise
         return TrainResult(run_name=run.folder.name, lora_path=lora_path,
                            run_dir=run.folder.run_dir,
                            checkpoints=ckpt.list_checkpoints(run.folder.run_dir, run.folder.name),
-                           steps=ctx.step, losses=losses, warnings=warnings)
+                           steps=ctx.step, losses=losses, warnings=warnings,
+                           stopped=ctx.step < steps)
     finally:
         restore_model(model, setup)
-
-
-def load_base(config: TrainConfig, dtype: torch.dtype) -> BaseModel:
-    """The base model of ``config.base_model`` (an absolute path, or a name in
-    models/checkpoints or models/diffusers), loaded in the training dtype (nothing to cast)."""
-    from ..families.base_model import load_base_model
-
-    path = Path(config.base_model).expanduser()
-    if not path.is_absolute():
-        for folder in ("checkpoints", "diffusers"):
-            try:
-                path = resolve_model(folder, config.base_model)
-                break
-            except FileNotFoundError:
-                continue
-        else:
-            raise InputError(f"base_model {config.base_model!r} is neither in models/checkpoints "
-                             "nor in models/diffusers; give its file or folder name there, or "
-                             "an absolute path.")
-    return load_base_model(path, precision=PRECISION_NAMES[dtype])
-
-
-def check_base_model(model: BaseModel):
-    """The training noise scheduler; InputError naming what the model is when it cannot be
-    trained on (inpainting UNets accepted by the graph's loader, v-prediction)."""
-    if model.kind not in ("sd15", "sdxl"):
-        raise InputError(f"The base model {model.source} is a {model.kind} model, which is "
-                         f"{UNSUPPORTED}.")
-    channels = model.unet.config.in_channels
-    if channels != 4:
-        raise InputError(f"The base model {model.source.name} is {inpainting_problem(channels)}; "
-                         "a LoRA trains on a 4-channel text-to-image base (SD 1.5 or SDXL). "
-                         "Load the base model without allow_inpainting.")
-    return training_scheduler(model.scheduler)
 
 
 def latent_cache_dir(config: TrainConfig) -> Path | None:
     if not config.cache_latents_to_disk:
         return None
     return get_runtime().output_dir().joinpath(*LATENT_CACHE)
-
-
-def trained_components(model: BaseModel, config: TrainConfig) -> list[str]:
-    return ["unet", *(encoder_names(model) if config.train_text_encoder else [])]
-
-
-def add_seeded_lora(model: BaseModel, config: TrainConfig, dtype: torch.dtype) -> LoraSetup:
-    """Offload the trained components (their original tensors stay on the offload device for
-    `remove_lora`), then add LoRA initialised from the run's seed."""
-    for name in trained_components(model, config):
-        model.managed(name).offload()
-    # LoRA initialisation draws from torch's global generator: seed it for this run only,
-    # leaving the host's random state as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        return add_lora(model, config, dtype)
-
-
-def place(model: BaseModel, name: str, device: torch.device) -> None:
-    """Load component ``name`` through the host's manager, then onto this process's device if
-    that is another one (several processes: cuda:LOCAL_RANK; ``accelerate launch --cpu``)."""
-    module = model.managed(name).load()
-    if next(module.parameters()).device != exact(device):
-        module.to(device)
-
-
-def exact(device: torch.device) -> torch.device:
-    """``cuda`` as the ``cuda:N`` tensors report."""
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", torch.cuda.current_device())
-    return device
 
 
 def build_context(config: TrainConfig, model: BaseModel, setup: LoraSetup, scheduler,
@@ -275,29 +230,37 @@ def choose_folder(config: TrainConfig, training_set, checkpoint: Path | None,
 
 
 def resume_history(run: Run, checkpoint: Path) -> list[float]:
-    """The losses up to the checkpoint (from its run's metrics.jsonl), which also becomes the
-    start of this run's metrics.jsonl (steps after the checkpoint are trained again)."""
+    """The losses up to the checkpoint (its run's step records; the monitor's records carry an
+    "event" key and are no losses), whose records also start this run's metrics.jsonl (steps
+    after the checkpoint are trained again). Resumed in its own folder, the run keeps the
+    earlier session's monitor records too: its sample points, whose images are in that folder,
+    stay the run's history. A new run from another's checkpoint keeps the steps only: those
+    events name the other run and its images."""
     records = read_metrics(checkpoint.parent / "metrics.jsonl", run.ctx.step)
+    steps = [r for r in records if is_step_record(r)]
     if run.ctx.dist.is_main:
-        restart_metrics(run.folder, records)
-    return [float(r["loss"]) if r.get("loss") is not None else math.nan for r in records]
+        own = checkpoint.parent == run.folder.run_dir
+        restart_metrics(run.folder, records if own else steps)
+    return [float(r["loss"]) if r.get("loss") is not None else math.nan for r in steps]
 
 
-def train_steps(run: Run, on_step: Callable[[StepInfo], None] | None) -> list[float]:
-    """The loop with metrics, checkpoints and the caller's hook after each step."""
+def train_steps(run: Run, hooks: RunHooks) -> list[float]:
+    """The loop with metrics, checkpoints, sample points and the hooks after each step."""
     ctx, config = run.ctx, run.ctx.config
 
     def after_step(info: StepInfo) -> None:
         if ctx.dist.is_main:
             write_metrics(run.folder, asdict(info))
-        if on_step is not None:
-            on_step(info)
+        hooks.step(info)
         every = config.save_every_steps
         if every and info.step % every == 0 and info.step < run.total_steps:
             save_step_checkpoint(run)
+        if hooks.sample_due(info.step, run.total_steps):
+            path, save_seconds = step_checkpoint(run)
+            hooks.point(info.step, path, ctx.model, final=False, save_seconds=save_seconds)
 
     try:
-        return run_steps(ctx, run.total_steps, after_step)
+        return run_steps(ctx, run.total_steps, after_step, should_stop=hooks.stop_requested)
     except NonFiniteLoss as exc:
         raise TrainingDivergedError(
             f"Training stopped: {exc}, so that step was not applied. The last good checkpoint "
@@ -354,6 +317,32 @@ def save_step_checkpoint(run: Run) -> None:
     run.saved_step = ctx.step
 
 
+def step_checkpoint(run: Run) -> tuple[Path, float]:
+    """The checkpoint of the last finished step, saved now unless it already is, and the
+    seconds this call spent saving it: a save made only for a sample point is part of the
+    monitoring's cost (0 when save_every_steps had saved it anyway)."""
+    seconds = 0.0
+    if run.saved_step != run.ctx.step:
+        began = time.perf_counter()
+        save_step_checkpoint(run)
+        seconds = time.perf_counter() - began
+    return ckpt.checkpoint_path(run.folder.run_dir, run.folder.name, run.ctx.step), seconds
+
+
+def finish(run: Run, hooks: RunHooks) -> Path:
+    """The final file (of every step, or of those done when the observer stopped the run),
+    its sample point while the LoRA is still in the model, then the run's end. A run stopped
+    before its first step has no point: its file holds the untrained LoRA, nothing to judge
+    (a resumed run stopped at once holds the checkpoint's steps and is sampled)."""
+    ctx = run.ctx
+    lora_path = save_final(run) if ctx.dist.is_main else run.folder.lora_path
+    if ctx.step > 0:
+        hooks.point(ctx.step, lora_path, ctx.model, final=True)
+    ctx.dist.barrier()
+    hooks.end("stopped" if ctx.step < run.total_steps else "finished", ctx.step, lora_path)
+    return lora_path
+
+
 def save_final(run: Run) -> Path:
     tensors, metadata = file_tensors_and_metadata(run, finished=True)
     with disk_full_report(run, run.folder.lora_path):
@@ -380,11 +369,3 @@ class disk_full_report:
             raise error from exc
         return False
 
-
-def restore_model(model: BaseModel, setup: LoraSetup) -> None:
-    """Adapters out, original tensors back, components offloaded (even after a failure)."""
-    names = list(setup.saved)
-    remove_lora(setup)
-    for name in names:
-        model.managed(name).offload()
-    get_runtime().free_memory()
