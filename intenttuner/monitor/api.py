@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..runtime import get_runtime
 from . import feedback, history, registry
 from .events import SAMPLE
-from .grid import THUMBNAIL_PREFIX, thumbnail
+from .grid import save_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,10 @@ def _save_again(runtime, name: str, run_dir: Path, images: list[dict[str, Any]])
         picture = _read_sample(run_dir, image.get("path"))
         if picture is not None:
             readable.append(image)
-            pictures.append(thumbnail(picture))
+            pictures.append(picture)
     if not pictures:
         return True
-    refs = runtime.save_ui_images(pictures, f"{THUMBNAIL_PREFIX}/{name}")
+    refs = save_thumbnails(runtime.save_ui_images, pictures, name)
     if len(refs) != len(pictures):
         return False
     for image, ref in zip(readable, refs, strict=True):

@@ -98,3 +98,9 @@ def _wrap_caption(text: str, font, width: int) -> list[str]:
     return [fit_text(line, font, width - 4) for line in lines]
 
 
+
+
+def save_thumbnails(save, pictures: list[Image.Image], run: str) -> list[dict]:
+    """Thumbnails of ``pictures`` saved as UI images of run ``run`` through ``save`` (the
+    runtime's ``save_ui_images``): the live events and the history's re-saves use the same."""
+    return list(save([thumbnail(p) for p in pictures], f"{THUMBNAIL_PREFIX}/{run}"))

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..training.run_folder import METRICS_FILE
+from ..training.run_folder import METRICS_FILE, PATH_PARTS
 from .events import END, PREFIX, START, STEP, short
 from .runlog import is_step, read_records
 
 STATUSES = ("running", "finished", "stopped", "cancelled", "failed", "unknown")
-BAD_NAME_PARTS = ("/", "\\", "..", ":", "\0")
 
 
 def check_run_name(run: object) -> str:
@@ -26,7 +25,7 @@ def check_run_name(run: object) -> str:
     if not isinstance(run, str) or not run.strip():
         raise InputError(f"run must be the name of a training run (a folder in models/loras), "
                          f"got {run!r}.")
-    if any(bad in run for bad in BAD_NAME_PARTS) or run.startswith("."):
+    if any(bad in run for bad in PATH_PARTS) or run.startswith("."):
         raise InputError(f"run {run!r} must be a plain run name (no '/', '\\', '..', ':' or "
                          "leading '.'): runs are only looked up in the LoRA folders.")
     return run

@@ -30,6 +30,7 @@ from typing import Any
 
 from PIL import Image
 
+from ..dataset.naming import MAX_NAME, slug
 from ..evaluation.pairing import pair_images
 from ..evaluation.types import Test
 from ..runtime import get_runtime
@@ -37,18 +38,16 @@ from ..training.observer import CheckpointPoint, RunEnd, RunStart, TrainObserver
 from ..training.report import step_event
 from ..training.run_hooks import is_cancel, one_line
 from . import registry, resume, sampling
-from .api import THUMBNAIL_PREFIX
 from .best import BestCopy, combined, formula, pick
 from .curves import curves_image
 from .events import END, SAMPLE, START, STEP, WARNING, json_safe
-from .grid import sample_grid, thumbnail
+from .grid import sample_grid, save_thumbnails
 from .runlog import RunLog, read_records
 from .scoring import (
     ScoreFn,
     claim_step_dir,
     plan_of,
     plan_summary,
-    safe_file_name,
     scorer,
     scores_payload,
     training_references,
@@ -245,8 +244,7 @@ class TrainingMonitor(TrainObserver):
         refs: list[dict] = []
         try:
             save = self._save_thumbnails or get_runtime().save_ui_images
-            refs = list(save([thumbnail(p) for p in pictures],
-                             f"{THUMBNAIL_PREFIX}/{self.run.run_name}"))
+            refs = save_thumbnails(save, pictures, self.run.run_name)
         except Exception as exc:  # noqa: BLE001 - the PNGs are what counts
             self._survive(exc, step, f"the thumbnails of step {step} were not saved", warnings,
                           "The panel cannot show this point's images; the PNGs are in the run "
@@ -255,7 +253,7 @@ class TrainingMonitor(TrainObserver):
             refs = [{} for _ in pictures]  # no UI (headless): the run folder PNGs only
         images = []
         for item, picture, ref in zip(self.plan.items, pictures, refs, strict=True):
-            name = f"{safe_file_name(item.id)}.png"
+            name = f"{slug(item.id, 'image', MAX_NAME, lower=False)}.png"
             picture.save(folder / name)
             images.append({**ref, "path": f"samples/{folder.name}/{name}", "item": item.id,
                            "test": item.test.value, "prompt": item.prompt, "seed": item.seed})

@@ -6,7 +6,6 @@ library's three metrics under the monitor's settings, and their results as the S
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,3 @@ def claim_step_dir(samples_dir: Path, step: int) -> Path:
         return folder
     raise InputError(f"No free sample folder for step {step} in {samples_dir}; remove old ones.")
 
-
-def safe_file_name(text: str) -> str:
-    """Plan item ids are file-name safe already ("stability-000"); anything else is made so."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text) or "image"

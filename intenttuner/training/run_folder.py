@@ -24,6 +24,7 @@ from ..runtime import get_runtime
 from .config import TrainConfig
 
 METRICS_FILE = "metrics.jsonl"
+PATH_PARTS = ("/", "\\", "..", ":", "\0")  # a run name holding one is a path, refused
 MAX_SUFFIX = 10_000
 
 
@@ -55,7 +56,7 @@ def run_name(config: TrainConfig, training_set) -> str:
     """The run's base name: ``run_name``, or the training set's folder name, as a safe file
     name (ASCII letters, digits, ``_``, ``-``); path-like names are refused, not rewritten."""
     raw = config.run_name.strip()
-    if raw and any(bad in raw for bad in ("/", "\\", "..", ":", "\0")):
+    if raw and any(bad in raw for bad in PATH_PARTS):
         raise InputError(f"run_name {config.run_name!r} must be a plain name (no '/', '\\', "
                          "'..' or ':'): the LoRA always goes into the LoRA folder. Try "
                          f"{slug(raw, 'lora', MAX_NAME, lower=False)!r}.")
