@@ -15,6 +15,15 @@
         # score the images generated from the plan (each file named after its item id:
         # stability-000.png, stability-000_00001_.png...): stability, controllability, delete
         # leakage -> scores.json, report.png and a preview per metric
+    python -m intenttuner run [--images DIR --intent TEXT_OR_FILE --references IMG... --boxes J]
+        --out DIR [--smoke]
+        # the whole pipeline headless (intent -> detection -> crops and inpainting -> captions
+        # -> LoRA training with the monitor -> evaluation): OUT/dataset, OUT/lora, OUT/report.png,
+        # OUT/report.json, OUT/curves.png; defaults: the shipped example (examples/milo)
+    python -m intenttuner batch WORKFLOW.json --server URL [--server URL ...]
+        [--set NODE.INPUT=VALUE ...] [--sweep NODE.INPUT=A,B,C ...] --out DIR [--resume]
+        # run a saved workflow on one or several ComfyUI servers, one run per server at a time;
+        # OUT/summary.csv, OUT/summary.md, OUT/summary.png: the scores of every run
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import cli_evaluate
+from .cli_common import add_model_flags, use_models_dir
 from .errors import InputError, IntentTunerError
 
 
@@ -49,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="the models root (default: $INTENTTUNER_MODELS_DIR, or ComfyUI's "
                             "models/ when this pack sits in its custom_nodes)")
     _add_monitor_flags(train)
-    _add_evaluation_commands(sub)
+    cli_evaluate.add_parsers(sub)
+    # The whole pipeline headless, and saved workflows on ComfyUI servers: their own modules
+    # (light to import: each imports its stage only when it runs).
+    from . import cli_batch, cli_run  # noqa: I001
+
+    cli_run.add_parser(sub)
+    cli_batch.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -59,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "eval-prompts":
-            return _eval_prompts(args)
+            return cli_evaluate.eval_prompts(args)
         if args.command == "evaluate":
-            return _evaluate(args)
+            return cli_evaluate.evaluate(args)
+        if args.command == "run":
+            return cli_run.main(args)
+        if args.command == "batch":
+            return cli_batch.main(args)
     except IntentTunerError as exc:
         print(f"error{_rank_note()}: {exc}", file=sys.stderr)
         return 1
@@ -93,7 +114,7 @@ def _train(args) -> int:
     from .training.config import load_config, make_config
     from .training.distributed import setup_distributed
 
-    _use_models_dir(args.models_dir)
+    use_models_dir(args.models_dir)
     config = load_config(config_path)
     overrides: dict = {}
     if resume is not None:
@@ -156,7 +177,7 @@ def _add_monitor_flags(train) -> None:
     train.add_argument("--sample-steps", type=int, metavar="S",
                        help="denoising steps per sample image (default: the Training Monitor "
                             "node's)")
-    _add_model_flags(train)
+    add_model_flags(train)
 
 
 def _monitor_settings(args):
@@ -180,13 +201,14 @@ def _monitor(args, config, settings):
     """The training monitor of ``--monitor-every``: the intent, the scoring models, events to
     the log (no UI headless)."""
     from .evaluation.models import load_eval_models
+    from .monitor.events import log_event
     from .monitor.monitor import TrainingMonitor
     from .monitor.settings import MonitorSpec
 
     intent = _monitor_intent(args.intent, config)
     models = load_eval_models(*(getattr(args, name) for name in MONITOR_MODEL_FLAGS))
     return TrainingMonitor(MonitorSpec(intent=intent, models=models, settings=settings),
-                           emit=_log_event)
+                           emit=log_event)
 
 
 def _monitor_intent(path: Path | None, config):
@@ -207,160 +229,10 @@ def _monitor_intent(path: Path | None, config):
     return Intent.from_data(own, what=f"the intent of the training set {config.training_set}")
 
 
-def _log_event(event: str, data: dict) -> None:
-    """Headless, the monitor's events go to the log: each sample point and warning."""
-    from .monitor.events import SAMPLE, WARNING
-
-    log = logging.getLogger("intenttuner.monitor")
-    if event == SAMPLE:
-        score = data.get("score")
-        log.info("step %s: score %s (%.1f s, monitoring %.0f%% of the run)", data.get("step"),
-                 f"{score:.3f}" if score is not None else "n/a", data.get("seconds") or 0,
-                 100 * (data.get("overhead") or 0))
-    elif event == WARNING:
-        log.warning("step %s: %s", data.get("step"), data.get("message"))
-
-
 def _debug_event(event: str, data: dict) -> None:
     """The loss-only observer's events: the run folder has them all; the log only on
     request (every step would drown the progress bar)."""
     logging.getLogger("intenttuner.monitor").debug("%s %s", event, data)
-
-
-def _add_evaluation_commands(sub) -> None:
-    from .evaluation.prompts import PlanSettings
-
-    prompts = sub.add_parser("eval-prompts", help="write the evaluation plan of an intent and "
-                             "print its prompts")
-    prompts.add_argument("intent", type=Path, metavar="INTENT_JSON",
-                         help="an intent saved with its crops (Save Intent, Intent.save)")
-    prompts.add_argument("--out", type=Path, required=True, metavar="PLAN_JSON",
-                         help="the plan file to write (never overwritten)")
-    for flag, field in (("--prompts-per-test", "prompts_per_test"),
-                        ("--images-per-prompt", "images_per_prompt"), ("--seed", "seed")):
-        prompts.add_argument(flag, type=int, metavar="N", default=getattr(PlanSettings, field),
-                             help=f"{field} of the plan (default %(default)s)")
-
-    evaluate = sub.add_parser("evaluate", help="score images generated from an evaluation plan")
-    evaluate.add_argument("--plan", type=Path, required=True, help="the plan (eval-prompts)")
-    evaluate.add_argument("--intent", type=Path, required=True,
-                          help="the intent the plan was made from")
-    evaluate.add_argument("--images", type=Path, required=True, metavar="DIR",
-                          help="the generated images, each file name starting with its plan "
-                               "item's id (stability-000.png, stability-000_00001_.png)")
-    evaluate.add_argument("--label", help="the model's name in the report (default: the "
-                                          "images folder's name)")
-    evaluate.add_argument("--reference-images", type=Path, metavar="DIR",
-                          help="the training images: kept concepts found there join the "
-                               "intent's reference crops")
-    evaluate.add_argument("--out", type=Path, metavar="DIR",
-                          help="a new or empty folder for the results (default: a new "
-                               "<images>-evaluation folder beside the images, numbered when "
-                               "taken)")
-    evaluate.add_argument("--models-dir", type=Path, help="the models root (as for train)")
-    _add_model_flags(evaluate)
-
-
-def _add_model_flags(parser) -> None:
-    """The scoring models' flags (evaluate, and train with --monitor-every)."""
-    for flag, family in (("--detector", "detector"), ("--identity-encoder", "identity encoder"),
-                         ("--clip", "CLIP image/text encoder")):
-        parser.add_argument(flag, metavar="NAME",
-                            help=f"the {family}, as its loader lists it (default: the "
-                                 "manifest's)")
-    parser.add_argument("--quality", metavar="NAME|none",
-                        help="the quality predictor (default: the manifest's, the LAION "
-                             "aesthetic predictor on ViT-L-14); none: identity only")
-    parser.add_argument("--quality-clip", metavar="NAME",
-                        help="the CLIP image encoder the quality predictor reads (default: "
-                             "--clip when its width fits, else the one the predictor's "
-                             "manifest entry requires)")
-
-
-def _eval_prompts(args) -> int:
-    from .evaluation.files import read_text, save_plan
-    from .evaluation.prompts import PlanSettings, build_plan
-    from .intent.schema import Intent
-
-    intent = Intent.from_json(read_text(args.intent, "intent JSON"), what=str(args.intent))
-    settings = PlanSettings(prompts_per_test=args.prompts_per_test,
-                            images_per_prompt=args.images_per_prompt, seed=args.seed)
-    plan = build_plan(intent, settings)
-    save_plan(plan, args.out)
-    for item in plan.items:
-        print(f"{item.id}  seed {item.seed}  {item.prompt}")
-    for note in plan.notes:
-        print(f"note: {note}")
-    first = plan.items[0].id
-    print(f"plan: {args.out} ({len(plan.items)} images). Name each image after its item id "
-          f"({first}.png, or {first}_00001_.png for several), then run: python -m "
-          f"intenttuner evaluate --plan {args.out} --intent {args.intent} --images DIR")
-    return 0
-
-
-def _evaluate(args) -> int:
-    from .dataset.image_folder import load_image_folder
-    from .evaluation.evaluate import evaluate
-    from .evaluation.files import (
-        load_generated,
-        load_plan,
-        output_folder,
-        read_text,
-        write_results,
-    )
-    from .evaluation.models import load_eval_models
-    from .evaluation.pairing import check_intent
-    from .intent.schema import Intent
-
-    _use_models_dir(args.models_dir)
-    plan = load_plan(args.plan)
-    intent = Intent.from_json(read_text(args.intent, "intent JSON"), what=str(args.intent))
-    check_intent(plan, intent)
-    generated = load_generated(plan, args.images)
-    references = None
-    if args.reference_images:
-        loaded = load_image_folder(args.reference_images)
-        if loaded.skipped:  # say which training images the references leave out, and why
-            print(loaded.report(), file=sys.stderr)
-        references = loaded.images
-    out = output_folder(args.out, args.images)  # refused before minutes of scoring, not after
-    models = load_eval_models(args.detector, args.identity_encoder, args.clip, args.quality,
-                              args.quality_clip)
-    label = args.label or args.images.resolve().name
-    scores = evaluate(generated, intent, models, label, references)
-    if args.out is None:  # numbered when the results are ready: a run started meanwhile may
-        out = output_folder(None, args.images)  # have taken the number picked before scoring
-    paths = write_results(out, generated, scores)
-    _print_scores(scores, len(generated))
-    print(f"results: {out} ({', '.join(p.name for p in paths)})")
-    return 0
-
-
-def _print_scores(scores, images: int) -> None:
-    """The report's table as text (one line per column), each metric's concepts under it."""
-    from .evaluation.preview import concept_line
-    from .evaluation.report import COLUMNS, table_rows
-
-    (row,) = table_rows([scores])
-    width = max(len(column.title) for column in COLUMNS)
-    print(f"{scores.label}: {images} images")
-    for column in COLUMNS:
-        value = row[column.key]
-        text = f"{value:.3f}" if value is not None else row["missing"][column.key]
-        print(f"  {column.title:<{width}}  {text}")
-        if column.part is None:
-            for concept in scores.results[column.metric.value].concepts:
-                print(f"      {concept_line(concept)}")
-    for result in scores.results.values():
-        for warning in result.warnings:
-            print(f"warning: {warning}")
-
-
-def _use_models_dir(models_dir: Path | None) -> None:
-    if models_dir is not None:
-        from .runtime import TorchRuntime, set_runtime
-
-        set_runtime(TorchRuntime(models_dir=models_dir))
 
 
 def _rank() -> int:

@@ -1,16 +1,19 @@
 """ComfyUI node classes: thin adapters over the ``intenttuner`` library.
 
-Importing this package installs the ComfyUI runtime (when running inside ComfyUI) and builds the
-node mappings. Nothing heavy is imported here: nodes whose optional packages are missing are
-still registered (saved workflows keep loading) but say so in their description, and fail with
-an install hint when run.
+Importing this package installs the ComfyUI runtime and copies the example data into ComfyUI's
+input folder (both only when running inside ComfyUI), and builds the node mappings. Nothing
+heavy is imported here: nodes whose optional packages are missing are still registered (saved
+workflows keep loading) but say so in their description, and fail with an install hint when
+run.
 """
 
 from __future__ import annotations
 
 import logging
 
+from ..intenttuner.examples import install_examples
 from ..intenttuner.families.base import missing_packages
+from ..intenttuner.runtime import get_runtime
 from . import comfy_bridge
 from .augment import NODES as AUGMENT_NODES
 from .captions import NODES as CAPTION_NODES
@@ -28,7 +31,24 @@ from .training import NODES as TRAINING_NODES
 
 log = logging.getLogger(__name__)
 
-comfy_bridge.install()
+
+def _install_examples() -> None:
+    """Copy the example data into ComfyUI's input folder, so the shipped workflows run out of
+    the box. A convenience: whatever goes wrong is a warning, never a pack that fails to load."""
+    try:
+        input_dir = get_runtime().input_dir()
+        written = install_examples(input_dir)
+    except Exception as exc:  # noqa: BLE001 - e.g. a read-only input folder
+        log.warning("IntentTuner: could not copy the example data into the input folder: %s",
+                    exc)
+        return
+    if written:
+        log.info("IntentTuner: copied the example data (%d files) into %s", len(written),
+                 input_dir)
+
+
+if comfy_bridge.install():  # inside ComfyUI only: a plain import must not write files
+    _install_examples()
 
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
              *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,

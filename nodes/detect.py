@@ -8,7 +8,7 @@ and output them as a list of images (one per training image, each its own size).
 
 from __future__ import annotations
 
-from ..intenttuner.detection.detect import DetectSettings, detect_concepts
+from ..intenttuner.detection.detect import DETECTION_PACKAGES, DetectSettings, detect_concepts
 from ..intenttuner.detection.preview import render_image, summary
 from ..intenttuner.detection.ref_filter import FilterSettings, filter_by_references
 from ..intenttuner.families.base import Package, require_packages
@@ -82,9 +82,8 @@ class ConceptDetect(_DetectionNode):
     @classmethod
     def requires(cls) -> tuple[Package, ...]:
         """Optional packages, declared like the loaders' (nodes/__init__.py marks the node
-        unavailable, with the pip command, where one is missing). torchvision.ops.batched_nms
-        merges duplicate boxes; ComfyUI ships torchvision, so requirements.txt leaves it out."""
-        return (Package("torchvision", "torchvision"),)
+        unavailable, with the pip command, where one is missing): torchvision's batched_nms."""
+        return DETECTION_PACKAGES
 
     def detect(self, images, intent, detector, box_threshold, text_threshold, segmenter=None):
         require_packages(self.requires(), self.DISPLAY_NAME)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ..intenttuner.detection.detect import DETECTION_PACKAGES
 from ..intenttuner.errors import InputError
 from ..intenttuner.evaluation.controllability import ControlSettings, controllability_score
 from ..intenttuner.evaluation.leakage import LeakageSettings, leakage_score
@@ -35,8 +36,6 @@ from .schema import ROOT_CATEGORY
 CATEGORY = f"{ROOT_CATEGORY}/Evaluation"
 NOT_APPLICABLE = -1.0  # the score output of a metric that does not apply (FLOAT must be a number)
 DEFAULT_LABEL = "model"
-# the detector's batched_nms (see ConceptDetect.requires)
-DETECTION_PACKAGES = (Package("torchvision", "torchvision"),)
 
 
 def threshold(default: float, tooltip: str, low: float = 0.0) -> tuple[str, dict]:

@@ -3,6 +3,7 @@ as JSON, the JSON also saved under ComfyUI's output folder so runs can be compar
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -76,8 +77,10 @@ class EvaluationReport:
         image = report_image(runs, title.strip())
         path = save_json(text, title)
         summary = f"Saved {path}"
+        # it_scores: the numbers for a client reading the prompt's history (the batch runner's
+        # summary), so it needs neither the JSON file on the server's disk nor the image.
         ui = {"images": get_runtime().save_ui_images([image], "evaluation_report"),
-              "text": [summary]}
+              "text": [summary], "it_scores": [json.loads(text)]}
         return {"ui": ui, "result": (pils_to_batch([image]), text)}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from ..intenttuner.detection.detect import DETECTION_PACKAGES
 from ..intenttuner.evaluation.evaluate import EvalModels
 from ..intenttuner.evaluation.prompts import MAX_PROMPTS_PER_TEST, SEED_SPACE
 from ..intenttuner.families.base import Package, require_packages
@@ -23,7 +24,6 @@ from ..intenttuner.monitor.settings import (
     MonitorSpec,
 )
 from . import types
-from .evaluation import DETECTION_PACKAGES
 from .training import BIG
 from .training import CATEGORY as TRAINING_CATEGORY
 

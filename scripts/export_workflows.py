@@ -52,6 +52,12 @@ DESCRIPTIONS = {
     "evaluate": "Score the trained LoRA against its base checkpoint (run train_lora first): "
                 "generate from the intent's evaluation prompts, then compare stability, "
                 "controllability and delete leakage.",
+    "full_pipeline": "The whole pipeline on the example character: intent, detection, crops and "
+                     "inpainting, captions, LoRA training watched by the monitor, then base vs "
+                     "LoRA scored and reported.",
+    "baseline_lora": "The plain-LoRA baseline beside full_pipeline: the same images, originals "
+                     "only with plain captions, trained without the monitor, then scored by the "
+                     "same intent.",
 }
 NOTE_TITLE = "About this workflow"
 THUMBNAIL_SIZE = (640, 400)  # the template browser shows cards of about this size

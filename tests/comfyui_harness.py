@@ -51,8 +51,10 @@ def free_port() -> int:
 class ComfyServer:
     """A headless ComfyUI server on loopback (CPU), started and stopped by a test."""
 
-    def __init__(self, base: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, base: Path, extra_env: dict[str, str] | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self.checkout, self.python = comfyui_location()
+        self.extra_args = tuple(extra_args)  # more of ComfyUI's flags (e.g. --cache-none)
         self.base = make_base_dir(base)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -63,7 +65,8 @@ class ComfyServer:
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [str(self.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port",
-             str(self.port), "--disable-auto-launch", "--base-directory", str(self.base)],
+             str(self.port), "--disable-auto-launch", "--base-directory", str(self.base),
+             *self.extra_args],
             cwd=self.checkout, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:

@@ -22,8 +22,9 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
 # Run in this order: intent_load reads the intent intent_parse_offline saved.
 RUNNABLE = ["intent_parse_offline", "intent_parse_llm", "intent_edit", "intent_load"]
 # Their default models are real weights, downloaded on first use; train_monitor runs with tiny
-# ones in tests/test_browser_train_monitor.py.
-LOAD_ONLY = ["concept_detect", "train_monitor"]
+# ones in tests/test_browser_train_monitor.py, full_pipeline (baseline_lora's stages and more)
+# with tiny ones and a full-size random SD 1.5 on two servers in tests/test_e2e_comfyui.py.
+LOAD_ONLY = ["concept_detect", "train_monitor", "full_pipeline", "baseline_lora"]
 # Run with tiny random models in place of the default weights (same loaders, same formats).
 # captions runs on the set the augment run writes, so it comes after it; train_lora trains on
 # that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model),

@@ -46,10 +46,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("intenttuner.evaluation",)),
     ("training", ("intenttuner.training",)),
     ("monitor", ("intenttuner.monitor",)),  # observes training runs, scores them by intent
-    ("jobs", ("intenttuner.jobs",)),
+    ("examples", ("intenttuner.examples",)),  # the shipped example data, drawn procedurally
+    ("jobs", ("intenttuner.jobs",)),  # the whole pipeline headless, stage after stage
+    ("workflows", ("intenttuner.workflows",)),  # saved ComfyUI workflows: check, convert to API
+    ("batch", ("intenttuner.batch",)),  # runs saved workflows on ComfyUI servers, sweeps
     # Test tooling above everything it builds models of; no stage may depend on it.
     ("tiny", ("intenttuner.tiny",)),
-    ("app", ("intenttuner.smoke", "intenttuner.__main__")),  # entry points
+    ("app", ("intenttuner.smoke", "intenttuner.__main__", "intenttuner.cli_common",
+             "intenttuner.cli_evaluate", "intenttuner.cli_run",
+             "intenttuner.cli_batch")),  # entry points
 )
 LAYER_NAMES = tuple(name for name, _ in LAYERS)
 HOST = ("comfy*", "folder_paths", "server", "execution")  # ComfyUI's own modules

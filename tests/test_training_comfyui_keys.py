@@ -21,8 +21,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +43,6 @@ pytestmark = pytest.mark.comfyui
 log = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).with_name("comfyui_lora_keys.py")
-MAKE_CHECKPOINT = Path(__file__).resolve().parents[1] / "scripts" / "make_random_checkpoint.py"
 
 
 def lora_file_for(modules: dict, kind: str, path: Path) -> Path:
@@ -97,17 +94,6 @@ def test_full_architectures_are_the_ones_comfyui_detects(keymaps):
     assert keymaps["full-sdxl"]["detected"] == "SDXL"
     # SDXL: all three conditioning towers' worth of modules (UNet, CLIP-L, bigG) are patched.
     assert keymaps["full-sdxl"]["clip_patched"] == (12 + 32) * len(TEXT_TARGETS)
-
-
-@pytest.fixture(scope="session")
-def full_size_sd15(tmp_path_factory) -> Path:
-    """A full-size random SD 1.5 checkpoint, written once per session by the project script."""
-    comfyui_location()
-    folder = tmp_path_factory.mktemp("full-size")
-    out = subprocess.run([sys.executable, str(MAKE_CHECKPOINT), str(folder), "--kind", "sd15"],
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def trained_lora(checkpoint: Path, work: Path) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,10 +17,9 @@ from intenttuner.errors import DiskFullError, InputError, TrainingError
 from intenttuner.training import checkpoints as ckpt
 from intenttuner.training import lora_file
 from intenttuner.training.config import load_config, make_config
-from intenttuner.training.kohya_keys import adapters_from_kohya
 from intenttuner.training.latent_cache import cache_latents
+from intenttuner.training.lora_apply import lora_applied
 from intenttuner.training.lora_file import read_lora_file
-from intenttuner.training.lora_setup import add_lora, load_adapter_state, remove_lora
 from intenttuner.training.text_cache import encode_text
 from intenttuner.training.trainer import train
 from tests.training_run_helpers import (
@@ -60,16 +58,6 @@ def sample_latents(model, captions: list[str], shape, seed: int) -> torch.Tensor
     return latents
 
 
-def with_lora(model, config, lora_path: Path):
-    """``model`` with the saved LoRA file applied (through the same set-up as training)."""
-    tensors, _ = read_lora_file(lora_path)
-    adapters, _ = adapters_from_kohya(tensors, model.kind, modules=model.modules())
-    setup = add_lora(model, config, torch.float32)
-    load_adapter_state(setup, {c: {k: v.float() for k, v in d.items()}
-                               for c, d in adapters.items()})
-    return setup
-
-
 def test_a_tiny_model_learns_its_training_images(models_root, base, tmp_path):
     """After training on 4 images captioned "ohwx, pattern <i>", sampling each caption from
     fixed noise lands much closer to that image's latents with the LoRA than without (see
@@ -86,11 +74,8 @@ def test_a_tiny_model_learns_its_training_images(models_root, base, tmp_path):
     captions = [image.caption for image in cache.images]
     assert all(c.startswith("ohwx, ") for c in captions)
     base_error = ((sample_latents(base, captions, targets.shape, 1234) - targets) ** 2).mean()
-    setup = with_lora(base, config, result.lora_path)
-    try:
+    with lora_applied(base, config, result.lora_path):  # as the headless pipeline applies it
         trained = sample_latents(base, captions, targets.shape, 1234)
-    finally:
-        remove_lora(setup)
     trained_error = ((trained - targets) ** 2).mean()
     assert trained_error < LEARNED_RATIO * base_error, (float(trained_error), float(base_error))
     assert_clean(base)

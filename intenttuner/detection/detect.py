@@ -18,11 +18,17 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
+from ..families.base import Package
 from ..imageio import to_rgb_pil
 from ..intent.schema import Intent
 from ..runtime import get_runtime
 from .queries import Query, build_queries
 from .types import BoxMask, Detection, Detections, ImageDetections
+
+# What detection needs beyond the requirements: torchvision.ops.batched_nms merges duplicate
+# boxes; ComfyUI ships torchvision, so requirements.txt leaves it out (callers check it with
+# families.base.require_packages; the nodes declare it so ComfyUI marks them unavailable).
+DETECTION_PACKAGES = (Package("torchvision", "torchvision"),)
 
 log = logging.getLogger(__name__)
 

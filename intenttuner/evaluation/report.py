@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
+from ..drawing import column_widths, draw_table, fit_text
 from ..drawing import font as load_font
 from ..errors import InputError
 from ..intent.preview import BACKGROUND, PAD, TEXT
@@ -142,39 +143,30 @@ def _cell_text(row: dict, column: Column) -> str:
     return f"{value:.3f}" if value is not None else row["missing"][column.key].split(":")[0]
 
 
+def _cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The table's header and each row's cell texts."""
+    header = ["run", *(column.title for column in COLUMNS)]
+    return header, [[row["label"], *(_cell_text(row, c) for c in COLUMNS)] for row in rows]
+
+
 def _column_widths(rows: list[dict], font) -> list[int]:
-    labels = ["run", *(row["label"] for row in rows)]
-    widths = [min(MAX_LABEL, max(int(font.getlength(t)) for t in labels) + CELL_PAD)]
-    for column in COLUMNS:
-        texts = [column.title, *(_cell_text(row, column) for row in rows)]
-        widths.append(max(int(font.getlength(t)) for t in texts) + CELL_PAD)
+    widths = column_widths(*_cells(rows), font, CELL_PAD)
+    widths[0] = min(MAX_LABEL, widths[0])  # a long run label is cut, not the table widened
     return widths
 
 
 def _table(draw: ImageDraw.ImageDraw, rows: list[dict], widths: list[int],
            at: tuple[int, int]) -> None:
-    font = load_font(14)
-    x0, y0 = at
-    right = x0 + sum(widths)
-    xs = [x0 + sum(widths[:i]) for i in range(len(widths))]
-    for x, text in zip(xs, ["run", *(c.title for c in COLUMNS)], strict=True):
-        draw.text((x + 6, y0 + 5), text, fill=TEXT, font=font)
-    for r, row in enumerate(rows, start=1):
-        y = y0 + r * ROW
-        draw.line((x0, y, right, y), fill=GRID)
-        draw.text((xs[0] + 6, y + 5), _fit(row["label"], font, widths[0]), fill=TEXT, font=font)
-        for x, column in zip(xs[1:], COLUMNS, strict=True):
-            colour = TEXT if row[column.key] is not None else MUTED
-            draw.text((x + 6, y + 5), _cell_text(row, column), fill=colour, font=font)
-    bottom = y0 + ROW * (len(rows) + 1)
-    draw.line((x0, bottom, right, bottom), fill=GRID)
+    header, cells = _cells(rows)
+    fills = [[TEXT, *(TEXT if row[c.key] is not None else MUTED for c in COLUMNS)]
+             for row in rows]
+    draw_table(draw, header, cells, widths, at, load_font(14), row_height=ROW, fill=TEXT,
+               grid=GRID, fills=fills, pad=CELL_PAD)
 
 
 def _fit(text: str, font, width: int) -> str:
     """``text`` cut to fit a column ``width`` pixels wide."""
-    while len(text) > 1 and font.getlength(text) > width - CELL_PAD:
-        text = text[:-2] + "…"
-    return text
+    return fit_text(text, font, width - CELL_PAD)
 
 
 def _legend(draw: ImageDraw.ImageDraw, at: tuple[int, int]) -> None:

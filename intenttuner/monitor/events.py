@@ -4,6 +4,7 @@ ComfyUI node id, or None headless); the panel keeps the events of its own node's
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -30,3 +31,16 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def log_event(event: str, data: dict) -> None:
+    """An ``emit`` for runs without a UI (headless): each sample point and warning to the
+    log, the other events left to the run folder's metrics.jsonl."""
+    log = logging.getLogger("intenttuner.monitor")
+    if event == SAMPLE:
+        score = data.get("score")
+        log.info("step %s: score %s (%.1f s, monitoring %.0f%% of the run)", data.get("step"),
+                 f"{score:.3f}" if score is not None else "n/a", data.get("seconds") or 0,
+                 100 * (data.get("overhead") or 0))
+    elif event == WARNING:
+        log.warning("step %s: %s", data.get("step"), data.get("message"))
