@@ -2,7 +2,6 @@
 # Run every test that needs no GPU and no network (the README's test command):
 #   bash scripts/test.sh               # lint, Python tests (incl. real ComfyUI + browser), web tests
 #   bash scripts/test.sh -k download   # extra arguments go to pytest
-#   PYTEST_WORKERS=0 bash scripts/test.sh   # in this process only (default: 2 processes)
 # Sets up ./.venv first when it is missing or a requirements file changed (scripts/setup.sh).
 # The ComfyUI and browser tiers run against a fresh temporary copy of ComfyUI's source
 # (COMFYUI_SRC, default ../shared/comfyui/ComfyUI), or against COMFYUI_PATH if you set it. They
@@ -29,9 +28,7 @@ if [ -n "${COMFYUI_PATH:-}" ]; then
 fi
 
 "$PY" -m ruff check .
-# Two processes (PYTEST_WORKERS=0: one): most tests use one thread, CI machines have two
-# cores. Each test module stays in one process (tests/conftest.py).
-"$PY" -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
+"$PY" -m pytest -q "$@"
 if ! command -v node >/dev/null; then
   echo "node (Node.js 18+) is needed for the web-extension tests in tests/web" >&2
   exit 1

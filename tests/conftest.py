@@ -19,11 +19,6 @@ pytest_plugins = ["tests.download_helpers", "tests.training_fixtures"]
 # Tiers that must run in CI: there, a test of these marks that skips has failed.
 REQUIRED_IN_CI = ("comfyui", "browser")
 PACK_NAME = "intenttuner_pack"  # ComfyUI uses the folder name; any package name works
-# scripts/test.sh runs the suite in two processes (pytest-xdist, --dist loadgroup). Each test
-# module stays whole in one process (several run their tests in order on one server), and the
-# modules that hold a full-size SD 1.5 in memory share one process, so they never run at once:
-# together they would not fit in the 23 GB of a CI machine.
-FULL_SIZE_MODULES = {"test_e2e_comfyui", "test_training_comfyui_keys"}
 
 
 def load_pack():
@@ -46,15 +41,6 @@ def require(available: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI runs this tier, but {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
-def pytest_collection_modifyitems(items):
-    for item in items:
-        module = getattr(item, "module", None)
-        module = module.__name__.rpartition(".")[2] if module else item.nodeid
-        group = "full-size-sd15" if module in FULL_SIZE_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(hookwrapper=True)
