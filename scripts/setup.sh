@@ -24,7 +24,28 @@ in_ci() { [ "${CI:-}" = "true" ]; }
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-pip_install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
+# --no-compile: no .pyc for the ~40k files of torch & co. up front; Python writes them for the
+# modules it actually imports (a fresh CI machine saves about half a minute).
+pip_install() {
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile "$@"
+}
+
+# Debian's chromium (for the browser tests) installs in the background while pip works: the two
+# wait on different servers. Its result is collected before the final check below.
+chromium_pid=""
+if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    mkdir -p .venv
+    ( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ) \
+      > .venv/chromium-install.log 2>&1 &
+    chromium_pid=$!
+  elif in_ci; then
+    echo "CI needs Debian's chromium for the browser tests (apt-get install chromium)" >&2
+    exit 1
+  else
+    echo "note: no chromium; the browser tests will skip (apt-get install chromium)" >&2
+  fi
+fi
 pip_install --upgrade pip
 pip_install "$TORCH_SPEC" "$TORCHVISION_SPEC"
 pip_install -r requirements.txt -r requirements-dev.txt
@@ -43,15 +64,10 @@ else
   echo "note: no ComfyUI source at $COMFYUI_SRC; the ComfyUI and browser tests will skip" >&2
 fi
 
-if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  elif in_ci; then
-    echo "CI needs Debian's chromium for the browser tests (apt-get install chromium)" >&2
-    exit 1
-  else
-    echo "note: no chromium; the browser tests will skip (apt-get install chromium)" >&2
-  fi
+if [ -n "$chromium_pid" ] && ! wait "$chromium_pid"; then
+  tail -20 .venv/chromium-install.log >&2
+  echo "installing Debian's chromium failed (log above; apt-get install chromium)" >&2
+  exit 1
 fi
 
 .venv/bin/python - <<'PY'

@@ -52,9 +52,12 @@ class ComfyServer:
     """A headless ComfyUI server on loopback (CPU), started and stopped by a test."""
 
     def __init__(self, base: Path, extra_env: dict[str, str] | None = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), api_nodes: bool = False):
         self.checkout, self.python = comfyui_location()
-        self.extra_args = tuple(extra_args)  # more of ComfyUI's flags (e.g. --cache-none)
+        # ComfyUI's ~120 paid API nodes are left out unless a test asks for them: they are no
+        # test's subject, loading them costs each start about 4 s, and without them the
+        # frontend never reaches the internet (tests use loopback only).
+        self.extra_args = (*(() if api_nodes else ("--disable-api-nodes",)), *extra_args)
         self.base = make_base_dir(base)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
