@@ -26,6 +26,7 @@ from .inpaint import NODES as INPAINT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
 from .monitor import NODES as MONITOR_NODES
+from .prompt_adapt import NODES as PROMPT_ADAPT_NODES
 from .schema import unavailable_note
 from .training import NODES as TRAINING_NODES
 
@@ -53,7 +54,7 @@ if comfy_bridge.install():  # inside ComfyUI only: a plain import must not write
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
              *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,
              *CAPTION_REVIEW_NODES, *TRAINING_NODES, *MONITOR_NODES, *EVALUATION_NODES,
-             *EVALUATION_REPORT_NODES]
+             *EVALUATION_REPORT_NODES, *PROMPT_ADAPT_NODES]
 
 
 def _missing_packages(cls) -> list:

@@ -219,6 +219,22 @@ class LoadQualityScorer(_ModelLoader):
         return (AestheticScorer(load_model(self.FAMILY, model), clip),)
 
 
+class LoadPromptAdapter(_ModelLoader):
+    FAMILY = "prompt_adapter"
+    DISPLAY_NAME = "Load Prompt Adapter (Promptist)"
+    DESCRIPTION = ("Loads Promptist, a GPT-2 language model (microsoft, 0.5 GB; downloaded on "
+                   "first use) that rewrites plain prompts into the style Stable Diffusion 1.x "
+                   "renders well: the subject kept, style, lighting and quality words added. "
+                   "Also loads adapters fine-tuned on your own prompt pairs.")
+    MODEL_TOOLTIP = ("A GPT-2 prompt adapter folder (config.json, model.safetensors, "
+                     "tokenizer.json, vocab.json). Default: Promptist (microsoft/Promptist, "
+                     "~0.5 GB). Chat models belong in Load Local LLM instead.")
+    RETURN_TYPES = (types.PROMPT_ADAPTER,)
+    RETURN_NAMES = ("prompt_adapter",)
+    OUTPUT_TOOLTIPS = ("The loaded prompt adapter, for prompt adaptation (it rewrites the "
+                       "prompts before sampling).",)
+
+
 class LLMSettingsNode:
     DISPLAY_NAME = "LLM Settings (OpenAI-compatible)"
     DESCRIPTION = ("Points IntentParse at any OpenAI-compatible endpoint (OpenAI, vLLM, "
@@ -256,4 +272,5 @@ class LLMSettingsNode:
 
 
 NODES = [LoadDetector, LoadSegmenter, LoadImageEncoder, LoadCaptioner, LoadBaseModel,
-         LoadInpainter, LoadLocalLLM, LoadIdentityEncoder, LoadQualityScorer, LLMSettingsNode]
+         LoadInpainter, LoadLocalLLM, LoadIdentityEncoder, LoadQualityScorer, LoadPromptAdapter,
+         LLMSettingsNode]

@@ -10,6 +10,7 @@ INPAINTER = "IT_INPAINTER"  # intenttuner.families.inpainter.LamaModel
 LLM = "IT_LLM"
 IDENTITY_ENCODER = "IT_IDENTITY_ENCODER"  # intenttuner.families.identity_encoder.DinoEncoder
 QUALITY_SCORER = "IT_QUALITY_SCORER"  # intenttuner.families.aesthetic.AestheticScorer
+PROMPT_ADAPTER = "IT_PROMPT_ADAPTER"  # intenttuner.families.prompt_adapter.PromptAdapter
 
 # Pipeline data (plain, JSON-serialisable objects of the intenttuner library).
 INTENT = "INTENT"

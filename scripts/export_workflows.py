@@ -58,6 +58,9 @@ DESCRIPTIONS = {
     "baseline_lora": "The plain-LoRA baseline beside full_pipeline: the same images, originals "
                      "only with plain captions, trained without the monitor, then scored by the "
                      "same intent.",
+    "prompt_adapt": "Adapt the intent's evaluation prompts with Promptist, keeping the intent; "
+                    "generate plain and adapted with the same seeds; Prompt Reward says whether "
+                    "it helped.",
 }
 NOTE_TITLE = "About this workflow"
 THUMBNAIL_SIZE = (640, 400)  # the template browser shows cards of about this size

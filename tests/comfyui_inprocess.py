@@ -70,7 +70,8 @@ def check_loaders(pack_name: str) -> dict:
                 "captioner": "IntentTunerLoadCaptioner", "base_model": "IntentTunerLoadBaseModel",
                 "inpainter": "IntentTunerLoadInpainter", "local_llm": "IntentTunerLoadLocalLLM",
                 "identity_encoder": "IntentTunerLoadIdentityEncoder",
-                "aesthetic": "IntentTunerLoadQualityScorer"}
+                "aesthetic": "IntentTunerLoadQualityScorer",
+                "prompt_adapter": "IntentTunerLoadPromptAdapter"}
     executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
     results = {}
     for i, (name, family) in enumerate(families.items()):

@@ -29,12 +29,15 @@ LOAD_ONLY = ["concept_detect", "train_monitor", "full_pipeline", "baseline_lora"
 # captions runs on the set the augment run writes, so it comes after it; train_lora trains on
 # that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model),
 # and evaluate compares that checkpoint with the LoRA train_lora wrote.
-RUN_WITH_TINY_MODELS = ["augment", "captions", "train_lora", "evaluate", "intent_parse_local"]
+# prompt_adapt generates on the same small checkpoint, with a tiny random Promptist.
+RUN_WITH_TINY_MODELS = ["augment", "captions", "train_lora", "evaluate", "prompt_adapt",
+                        "intent_parse_local"]
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
         "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner",
         "IntentTunerLoadLocalLLM": "local_llm", "IntentTunerLoadIdentityEncoder": "identity_encoder",
         # the tiny predictor reads the tiny open_clip's embeddings (as the real one ViT-L/14's)
-        "IntentTunerLoadQualityScorer": "aesthetic"}
+        "IntentTunerLoadQualityScorer": "aesthetic",
+        "IntentTunerLoadPromptAdapter": "prompt_adapter"}
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +294,39 @@ def test_evaluate_workflow_generates_from_the_plan_and_reports(frontend):
             assert 0.0 <= result["score"] <= 1.0, where
             assert result["concepts"] and all(c["images"] >= 1 for c in result["concepts"]
                                               if c["applicable"]), where
+
+
+def test_prompt_adapt_workflow_adapts_generates_with_the_same_seeds_and_rewards(frontend):
+    """Intent Parse -> Evaluation Prompts -> Prompt Adapt (a tiny random Promptist: garbage
+    rewrites, so the intent checks repair them) -> stock CLIPTextEncode / KSampler / VAE Decode
+    for the plain and the adapted prompts, same seeds -> Prompt Reward -> Save Image."""
+    from tests.training_comfy_model import make_comfy_sd15_checkpoint
+
+    server = frontend.server
+    checkpoint = make_comfy_sd15_checkpoint(server.base / "models" / "checkpoints").name
+    assert frontend.load_workflow(shipped_workflows()["prompt_adapt"]) == []
+    values = {node: {"model": value} for node, value in frontend.tiny_models.items()}
+    values |= {
+        "CheckpointLoaderSimple": {"ckpt_name": checkpoint},
+        "EmptyLatentImage": {"width": 64, "height": 64},
+        "KSampler": {"steps": 2},
+        "IntentTunerEvaluationPrompts": {"prompts_per_test": 1, "images_per_prompt": 1}}
+    outputs = run_shipped(frontend, "prompt_adapt", values)
+    summary = outputs["IntentTunerEvaluationPrompts"]["text"][0]
+    planned = int(re.match(r"(\d+) image\(s\) to generate", summary)[1])
+    report = outputs["IntentTunerPromptAdapt"]["text"][0]
+    assert re.match(rf"Adapted \d+ of {planned} prompt\(s\) with promptist:", report), report
+    # Every prompt names the trigger word, so every rewrite keeps it (repaired where not).
+    pairs = re.findall(r"^\d+\. (.*)\n   -> (.*)$", report, re.MULTILINE)
+    assert len(pairs) == planned, report
+    for plain, adapted in pairs:
+        assert "pia" in plain.lower() and "pia" in adapted.lower(), (plain, adapted)
+        assert "cloud" not in adapted.lower(), adapted  # the deleted concept never comes in
+    reward = outputs["IntentTunerPromptReward"]
+    text = reward["text"][0]
+    assert text.startswith(f"Prompt reward of {planned} rewrite(s)"), text
+    assert len(reward["images"]) == 1
+    assert len(outputs["SaveImage"]["images"]) == 1  # the reward table, saved
 
 
 def test_local_llm_workflow_runs_in_process_and_falls_back_visibly(frontend):

@@ -37,7 +37,7 @@ def test_pack_loads_without_errors_and_lists_every_node(server, pack):
 def test_model_folders_are_registered_with_explicit_extensions(server):
     folders = set(server.get("/models"))
     assert {"grounding-dino", "sams", "image_encoders", "captioners", "checkpoints",
-            "diffusers", "loras", "identity_encoders", "aesthetic"} <= folders
+            "diffusers", "loras", "identity_encoders", "aesthetic", "prompt_adapters"} <= folders
 
 
 def test_missing_optional_package_leaves_comfyui_and_other_nodes_working(tmp_path):

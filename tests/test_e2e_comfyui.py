@@ -8,7 +8,7 @@ full-size random SD 1.5 made by scripts/make_random_checkpoint.py (the session f
 `full_size_sd15`, linked, not copied): ComfyUI's own CheckpointLoaderSimple / KSampler /
 VAEDecode generate with it and our trainer trains on it. The ``--set`` values shrink the work
 to what a 2-CPU machine runs in minutes: 4 of the example's 16 pictures at 128 px, 2 training
-steps at 64 px, one monitor point of 1 denoising step, 64 x 64 images of 2 steps without the
+steps at 64 px, one monitor point of 1 denoising step, 64 x 64 images of 1 step without the
 negative pass (cfg 1), and thresholds that keep every box the tiny detector proposes. The
 servers run with ``--cache-none`` (ComfyUI frees each output once its last consumer ran), so
 our trainer's copy of the checkpoint is gone before ComfyUI loads its own, and with one thread
@@ -46,7 +46,8 @@ RANKS = {"2": 2, "4": 4}
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
         "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner",
         "IntentTunerLoadIdentityEncoder": "identity_encoder",
-        "IntentTunerLoadQualityScorer": "aesthetic", "IntentTunerLoadInpainter": "inpainter"}
+        "IntentTunerLoadQualityScorer": "aesthetic", "IntentTunerLoadInpainter": "inpainter",
+        "IntentTunerLoadPromptAdapter": "prompt_adapter"}
 PICTURES = 4  # of the example's 16 (milo_03 wears the necklace the intent deletes)
 TRAIN_FOLDER = "e2e_train"  # under each server's input/
 # {node type: {input: value}} for every node of the type; values as --set writes them.
@@ -63,7 +64,7 @@ SETTINGS = {
                              "gradient_checkpointing": "false", "upscale_small_images": "true",
                              "save_every_steps": "0"},
     "EmptyLatentImage": {"width": "64", "height": "64"},
-    "KSampler": {"steps": "2", "cfg": "1"},
+    "KSampler": {"steps": "1", "cfg": "1"},
     "IntentTunerEvaluationPrompts": {"prompts_per_test": "1", "images_per_prompt": "1"},
     "IntentTunerStabilityScore": {"box_threshold": "0"},
     "IntentTunerControllabilityScore": {"box_threshold": "0"},

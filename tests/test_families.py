@@ -42,6 +42,8 @@ EXERCISE_REPORTS = {
     "identity_encoder": r"tiny-dino: image \(1, 32\), CLS of a 32x32 crop",
     # the tiny MLP's last bias is 5 (mid-scale), its random weights spread the scores around it
     "aesthetic": r"tiny-aesthetic: 4 scores of 32-value embeddings, \d\.\d\d to \d\.\d\d",
+    # the paper's beam search; a random model writes words until the limit
+    "prompt_adapter": r"rewrite (['\"]).+\1 of 'a cat' \(2 beams, 8 new tokens at most\)",
 }
 
 

@@ -44,6 +44,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dataset", ("intenttuner.dataset",)),
     ("captions", ("intenttuner.captions",)),
     ("evaluation", ("intenttuner.evaluation",)),
+    # Rewrites prompts for the model, keeping the intent; scored with the evaluation's models.
+    ("prompt_adapt", ("intenttuner.prompt_adapt",)),
     ("training", ("intenttuner.training",)),
     ("monitor", ("intenttuner.monitor",)),  # observes training runs, scores them by intent
     ("examples", ("intenttuner.examples",)),  # the shipped example data, drawn procedurally

@@ -1,9 +1,10 @@
-"""The default detector, SAM and image encoder with their REAL weights, on a synthetic scene.
+"""The default detector, SAM and image encoder with their REAL weights, on a synthetic scene;
+the default prompt adapter (Promptist) rewriting a plain prompt.
 
 Runs only when the weights are on disk: set INTENTTUNER_MODELS_DIR to a models folder (a
 ComfyUI ``models/`` works) holding grounding-dino/grounding-dino-tiny/,
-sams/sam_vit_b_01ec64.pth and image_encoders/ViT-B-32.laion2b_s34b_b79k.safetensors. Skips
-cleanly otherwise (never downloads).
+sams/sam_vit_b_01ec64.pth and image_encoders/ViT-B-32.laion2b_s34b_b79k.safetensors (and
+prompt_adapters/Promptist/ for the adapter's test). Skips cleanly otherwise (never downloads).
 """
 
 from __future__ import annotations
@@ -66,3 +67,15 @@ def test_real_models_find_mask_and_recognise_the_concepts(models):
     circle = max((d for d in filtered.images[0].detections if d.concept == "red circle"),
                  key=lambda d: d.similarity or 0)
     assert circle.kept and circle.similarity > 0.8
+
+
+@pytest.fixture(scope="module")
+def promptist():
+    yield from real_models({"prompt_adapter": "promptist"})
+
+
+def test_promptist_rewrites_a_plain_prompt_keeping_its_subject(promptist):
+    plain = "a cat sitting on a windowsill"
+    (rewrite,) = promptist["prompt_adapter"].rephrase([plain])
+    assert rewrite and rewrite != plain
+    assert "cat" in rewrite.lower()

@@ -19,6 +19,7 @@ from . import (
     image_encoder,
     inpainter,
     local_llm,
+    prompt_adapter,
     segmenter,
 )
 from .base import Family, Package
@@ -35,6 +36,7 @@ FAMILIES: dict[str, Family] = {
         local_llm.FAMILY,
         identity_encoder.FAMILY,
         aesthetic.FAMILY,
+        prompt_adapter.FAMILY,
     )
 }
 

@@ -86,6 +86,31 @@ def check_family(family: Family, path: Path, tensor_names: Iterable[str]) -> Non
     raise WrongModelFamilyError(f"{path} is not a {family.title} checkpoint. {hint}")
 
 
+def hf_model_folder(path: Path, family_name: str, what: str, layout: str) -> Path:
+    """The Hugging Face model folder ``path`` names: the folder, or the folder of a file that
+    sits beside its config.json. A lone weight file is refused: as another family's model when
+    its tensor names say so (with the folder it belongs in), else with ``layout`` (how folders
+    of this family look). ``what`` names the family in messages ("local LLM")."""
+    from ..errors import WeightsNotFoundError, WrongModelFamilyError
+    from ..weights import safe_load
+    from ..weights.folders import MODEL_FOLDERS
+    from . import guess_family  # the registry imports this module, so import late
+
+    if path.is_dir():
+        return path
+    if path.is_file() and (path.parent / "config.json").is_file():
+        return path.parent
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{what[:1].upper()}{what[1:]} folder not found: {path}")
+    other = guess_family(safe_load.tensor_names(path))
+    if other is not None and other.name != family_name:
+        where = (f"It looks like a {other.title} model: move it to models/{other.folder} "
+                 f"({MODEL_FOLDERS[other.folder].purpose}).")
+    else:
+        where = layout
+    raise WrongModelFamilyError(f"{path} is a single file, not a {what} folder. {where}")
+
+
 def read_json_object(path: Path, fix: str) -> dict:
     """The JSON object in ``path``, a file of a Hugging Face model folder; a missing,
     unreadable or non-object file -> WeightsCorruptError ending with ``fix`` (what to do)."""

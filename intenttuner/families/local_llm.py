@@ -33,13 +33,12 @@ from ..errors import (
     LLMError,
     LLMUnavailableError,
     WeightsCorruptError,
-    WeightsNotFoundError,
     WrongModelFamilyError,
 )
 from ..runtime import ManagedModel, get_runtime
 from ..weights import safe_load
 from ..weights.folders import MODEL_FOLDERS
-from .base import Family, Package, read_json_object, resolve_dtype
+from .base import Family, Package, hf_model_folder, read_json_object, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,10 @@ def load(path: str | Path, precision: str = "auto") -> LocalLLM:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
                                                   trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
-            str(folder), local_files_only=True, trust_remote_code=False, **_dtype_kwarg(dtype))
+            str(folder), local_files_only=True, trust_remote_code=False, **dtype_kwarg(dtype))
     except (OSError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise WeightsCorruptError(
-            f"{folder} could not be loaded as a language model ({_first_line(exc)}). It needs "
+            f"{folder} could not be loaded as a language model ({first_line(exc)}). It needs "
             "config.json, the model.safetensors weights and the tokenizer files; download the "
             f"folder again (e.g. {EXAMPLE})."
         ) from None
@@ -100,23 +99,9 @@ def llm_dtype(precision: str, device: torch.device) -> torch.dtype:
 def model_folder(path: Path) -> Path:
     """The model folder ``path`` names; a single weight file is refused, naming the family it
     belongs to when it is some other model."""
-    if path.is_dir():
-        return path
-    if path.is_file() and (path.parent / "config.json").is_file():
-        return path.parent
-    if not path.is_file():
-        raise WeightsNotFoundError(f"Local LLM folder not found: {path}")
-    from . import guess_family
-
-    other = guess_family(safe_load.tensor_names(path))
-    if other is not None and other.name != FAMILY.name:
-        where = (f"It looks like a {other.title} model: move it to models/{other.folder} "
-                 f"({MODEL_FOLDERS[other.folder].purpose}).")
-    else:
-        where = ("Local LLMs are Hugging Face model folders: put the whole folder "
-                 "(config.json, model.safetensors, tokenizer files) in "
-                 f"models/{FOLDER}/<name>/, e.g. {EXAMPLE}.")
-    raise WrongModelFamilyError(f"{path} is a single file, not a local LLM folder. {where}")
+    return hf_model_folder(path, "local_llm", "local LLM", (
+        "Local LLMs are Hugging Face model folders: put the whole folder (config.json, "
+        f"model.safetensors, tokenizer files) in models/{FOLDER}/<name>/, e.g. {EXAMPLE}."))
 
 
 def check_folder(folder: Path) -> dict:
@@ -125,7 +110,7 @@ def check_folder(folder: Path) -> dict:
     config = read_json_object(folder / "config.json", "Download the model folder again.")
     tokenizer_config = read_json_object(folder / "tokenizer_config.json",
                                   "The tokenizer files are missing: download the folder again.")
-    _refuse_remote_code(folder, config, tokenizer_config)
+    refuse_remote_code(folder, config, tokenizer_config)
     names = _tensor_names(folder)
     _check_kind(folder, config, names)
     if not ((folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file()
@@ -142,7 +127,11 @@ def check_folder(folder: Path) -> dict:
     return config
 
 
-def _refuse_remote_code(folder: Path, config: dict, tokenizer_config: dict) -> None:
+def refuse_remote_code(folder: Path, config: dict, tokenizer_config: dict,
+                       example: str = EXAMPLE) -> None:
+    """Raise WrongModelFamilyError when the folder needs its own Python code to run (an
+    ``auto_map`` in its configs, or ``.py`` files beside them); ``example`` names a model
+    to use instead."""
     markers = [f"{name} auto_map" for name, data in (("config.json", config),
                                                    ("tokenizer_config.json", tokenizer_config))
                if data.get("auto_map")]
@@ -151,7 +140,7 @@ def _refuse_remote_code(folder: Path, config: dict, tokenizer_config: dict) -> N
         raise WrongModelFamilyError(
             f"{folder} needs its own Python code to run ({', '.join(markers)}: "
             "trust_remote_code), and this pack never runs code from a model folder. Use a "
-            f"model that transformers supports natively, e.g. {EXAMPLE}.")
+            f"model that transformers supports natively, e.g. {example}.")
 
 
 def _tensor_names(folder: Path) -> list[str]:
@@ -198,7 +187,7 @@ def _check_kind(folder: Path, config: dict, names: Sequence[str]) -> None:
             f"language model. Put an instruction-tuned text model here, e.g. {EXAMPLE}.")
 
 
-def _dtype_kwarg(dtype: torch.dtype) -> dict:
+def dtype_kwarg(dtype: torch.dtype) -> dict:
     """from_pretrained's dtype keyword: ``dtype`` since transformers 4.56, ``torch_dtype``
     before (so the weights are read in the wanted dtype, never in fp32 first)."""
     import transformers
@@ -208,7 +197,8 @@ def _dtype_kwarg(dtype: torch.dtype) -> dict:
     return {name: dtype}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -272,7 +262,7 @@ class LocalLLM:
                 "caption batch, or free memory by closing other models.") from None
         except (RuntimeError, ValueError, IndexError) as exc:
             raise LLMError(f"The local LLM '{self.model}' failed while answering "
-                           f"({_first_line(exc)}).") from None
+                           f"({first_line(exc)}).") from None
         return self._tokenizer.decode(output[0, length:], skip_special_tokens=True).strip()
 
     def _encode(self, messages: list[dict]) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from . import (
     image_encoder,
     inpainter,
     local_llm,
+    prompt_adapter,
     segmenter,
 )
 
@@ -39,6 +40,7 @@ TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "local_llm": local_llm.make_tiny,  # a Qwen2.5-Instruct folder in miniature
     "identity_encoder": identity_encoder.make_tiny,  # a facebook/dino-vits16 folder in miniature
     "aesthetic": aesthetic.make_tiny,  # fits the tiny open_clip encoder's 32-value embeddings
+    "prompt_adapter": prompt_adapter.make_tiny,  # a microsoft/Promptist folder in miniature
 }
 
 __all__ = ["TINY_BUILDERS"]

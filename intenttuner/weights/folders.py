@@ -56,5 +56,8 @@ MODEL_FOLDERS: dict[str, ModelFolder] = {
                     "DINO identity encoders (Hugging Face ViT folders)"),
         ModelFolder("aesthetic", (".pth", ".safetensors"), False,
                     "aesthetic / human-preference predictors"),
+        # Prompt adaptation: GPT-2 models that rewrite plain prompts for Stable Diffusion.
+        ModelFolder("prompt_adapters", (), True,
+                    "prompt-adaptation language models (Promptist-style GPT-2 folders)"),
     )
 }
