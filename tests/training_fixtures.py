@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.training_comfy_model import CACHE_ENV
 from tests.training_run_helpers import load_tiny, single_thread
 
 MAKE_CHECKPOINT = Path(__file__).resolve().parents[1] / "scripts" / "make_random_checkpoint.py"
@@ -25,6 +26,17 @@ def one_thread():
 def base(tmp_path_factory):
     """The tiny SD 1.5 (fp32), shared by the module's tests: training restores it each time."""
     return load_tiny(tmp_path_factory.mktemp("base"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_test_checkpoints(tmp_path_factory):
+    """The session's folder for the small ComfyUI SD 1.5 (tests/training_comfy_model.py):
+    written there once, linked into each test's ComfyUI; the processes tests start (ComfyUI
+    in-process scripts) find it through the environment."""
+    folder = tmp_path_factory.mktemp("shared-checkpoints")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
