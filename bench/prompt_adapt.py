@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import sys
 import tempfile
@@ -158,25 +157,10 @@ def count_new_tokens(adapter) -> list[int]:
     return counts
 
 
-def reset_peak() -> bool:
-    """Reset the process's peak RSS to its current RSS (Linux's clear_refs; ru_maxrss follows
-    it); False where that is not allowed, so later peaks include the earlier ones."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_gib() -> float:
-    """The process's peak resident memory since the last reset (ru_maxrss: KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def main() -> None:
     import torch
 
-    from bench.timing import timed
+    from bench.timing import peak_rss_gib, reset_peak, timed
     from intenttuner import runtime
     from intenttuner.families.prompt_adapter import GENERATION
     from intenttuner.loading import load_model

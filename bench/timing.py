@@ -1,11 +1,13 @@
 """What every benchmark here shares: the median wall time of several runs (the machine is
-shared and noisy, so one run says little)."""
+shared and noisy, so one run says little), and the process's peak resident memory."""
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def timed(fn: Callable[[], object], runs: int) -> float:
@@ -16,3 +18,18 @@ def timed(fn: Callable[[], object], runs: int) -> float:
         fn()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def reset_peak() -> bool:
+    """Reset the process's peak RSS to its current RSS (Linux's clear_refs; ru_maxrss follows
+    it); False where that is not allowed, so later peaks include the earlier ones."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident memory since the last reset (ru_maxrss: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -22,11 +22,14 @@ from .dataset import NODES as DATASET_NODES
 from .detect import NODES as DETECT_NODES
 from .evaluation import NODES as EVALUATION_NODES
 from .evaluation_report import NODES as EVALUATION_REPORT_NODES
+from .feedback import NODES as FEEDBACK_NODES
 from .inpaint import NODES as INPAINT_NODES
 from .intent import NODES as INTENT_NODES
 from .loaders import NODES as LOADER_NODES
 from .monitor import NODES as MONITOR_NODES
 from .prompt_adapt import NODES as PROMPT_ADAPT_NODES
+from .reward import NODES as REWARD_NODES
+from .reward_finetune import NODES as REWARD_FINETUNE_NODES
 from .schema import unavailable_note
 from .training import NODES as TRAINING_NODES
 
@@ -54,7 +57,8 @@ if comfy_bridge.install():  # inside ComfyUI only: a plain import must not write
 ALL_NODES = [*LOADER_NODES, *INTENT_NODES, *DETECT_NODES, *AUGMENT_NODES,
              *INPAINT_NODES, *DATASET_NODES, *CAPTION_NODES,
              *CAPTION_REVIEW_NODES, *TRAINING_NODES, *MONITOR_NODES, *EVALUATION_NODES,
-             *EVALUATION_REPORT_NODES, *PROMPT_ADAPT_NODES]
+             *EVALUATION_REPORT_NODES, *PROMPT_ADAPT_NODES, *FEEDBACK_NODES, *REWARD_NODES,
+             *REWARD_FINETUNE_NODES]
 
 
 def _missing_packages(cls) -> list:

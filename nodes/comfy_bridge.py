@@ -2,14 +2,15 @@
 
 `install()` registers the pack's model folders with ComfyUI, makes `ComfyRuntime` the
 library's runtime, so the pipeline's devices, model folders, memory management, progress bars,
-Cancel and websocket events all go through ComfyUI, and adds the training monitor's HTTP routes
-to ComfyUI's server. Without ComfyUI, `install()` does nothing and the library keeps its
-plain-torch runtime (``intenttuner.runtime.TorchRuntime``).
+Cancel and websocket events all go through ComfyUI, and adds the training monitor's and the
+feedback sets' HTTP routes to ComfyUI's server. Without ComfyUI, `install()` does nothing and
+the library keeps its plain-torch runtime (``intenttuner.runtime.TorchRuntime``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.util
 import json
 import logging
@@ -26,6 +27,10 @@ from ..intenttuner.weights.folders import MODEL_FOLDERS
 log = logging.getLogger(__name__)
 
 ROUTES = "/intenttuner/train/"  # the monitor's routes (ComfyUI serves them under /api/ too)
+FEEDBACK_ROUTES = "/intenttuner/feedback/"  # feedback sets' (Rate Images' panel)
+# The library modules that answer the routes, imported on first use: the pack loads light.
+MONITOR_API = "..intenttuner.monitor.api"
+FEEDBACK_API = "..intenttuner.reward.api"
 
 
 def comfy_available() -> bool:
@@ -54,8 +59,9 @@ def executing_context() -> tuple[str, str] | None:
 
 
 def register_routes() -> bool:
-    """The training monitor's routes (`intenttuner.monitor.api`) on ComfyUI's server; False when
-    no server runs (a script booting ComfyUI without one)."""
+    """The training monitor's routes (`intenttuner.monitor.api`) and the feedback sets' routes
+    (`intenttuner.reward.api`) on ComfyUI's server; False when no server runs (a script
+    booting ComfyUI without one)."""
     from server import PromptServer
 
     routes = getattr(getattr(PromptServer, "instance", None), "routes", None)
@@ -70,16 +76,23 @@ def register_routes() -> bool:
                                           body=True))
     routes.post(ROUTES + "feedback")(_handler(lambda api, request, body: api.mark_sample(body),
                                               body=True))
+    routes.get(FEEDBACK_ROUTES + "sets")(_handler(lambda api, request, _: api.list_sets(),
+                                                  module=FEEDBACK_API))
+    routes.get(FEEDBACK_ROUTES + "set")(_handler(
+        lambda api, request, _: api.feedback_set(request.query.get("name")), module=FEEDBACK_API))
+    routes.post(FEEDBACK_ROUTES + "mark")(_handler(
+        lambda api, request, body: api.mark_image(body), body=True, module=FEEDBACK_API))
     return True
 
 
-def _handler(call: Callable[[Any, Any, Any], Any], body: bool = False):
+def _handler(call: Callable[[Any, Any, Any], Any], body: bool = False, module: str = MONITOR_API):
     """An aiohttp handler running ``call(api module, request, JSON body or None)``: its result
-    as JSON, an InputError as HTTP 400 ``{"error": message}``."""
+    as JSON, an InputError as HTTP 400 ``{"error": message}``. ``module``: the library module
+    that answers, relative to this package."""
     from aiohttp import web
 
     async def handle(request: web.Request) -> web.Response:
-        from ..intenttuner.monitor import api  # imported on first use: the pack loads light
+        api = importlib.import_module(module, __package__)
 
         try:
             data = await _json_body(request) if body else None

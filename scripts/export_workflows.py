@@ -61,6 +61,12 @@ DESCRIPTIONS = {
     "prompt_adapt": "Adapt the intent's evaluation prompts with Promptist, keeping the intent; "
                     "generate plain and adapted with the same seeds; Prompt Reward says whether "
                     "it helped.",
+    "rate_images": "Generate the intent's evaluation prompts with the trained LoRA and mark "
+                   "each image good or bad in the gallery on Rate Images (run train_lora "
+                   "first).",
+    "reward_finetune": "Learn from your marks (run rate_images and mark first): train a reward "
+                       "model on them, then fine-tune the LoRA weighted by mark and reward, "
+                       "kept on its training set; before/after compared.",
 }
 NOTE_TITLE = "About this workflow"
 THUMBNAIL_SIZE = (640, 400)  # the template browser shows cards of about this size

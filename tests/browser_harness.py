@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -155,6 +156,18 @@ class Frontend:
         and the frontend's schema rejects those nulls."""
         return json.loads(self.page.evaluate(
             "async () => JSON.stringify((await window.app.graphToPrompt()).workflow)"))
+
+    def wait_for(self, read, until, what: str, timeout: float, pause_ms: int = 250):
+        """``read()`` once ``until`` holds for it (polled in the page's own timer); fails
+        naming ``what`` and the last value read."""
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = read()
+            if seen is not None and until(seen):
+                return seen
+            self.page.wait_for_timeout(pause_ms)
+        raise AssertionError(f"{what} not seen within {timeout:.0f} s; last: {seen}")
 
     def queue(self) -> None:
         self.page.evaluate("() => window.app.queuePrompt(0, 1)")

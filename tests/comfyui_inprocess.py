@@ -71,7 +71,8 @@ def check_loaders(pack_name: str) -> dict:
                 "inpainter": "IntentTunerLoadInpainter", "local_llm": "IntentTunerLoadLocalLLM",
                 "identity_encoder": "IntentTunerLoadIdentityEncoder",
                 "aesthetic": "IntentTunerLoadQualityScorer",
-                "prompt_adapter": "IntentTunerLoadPromptAdapter"}
+                "prompt_adapter": "IntentTunerLoadPromptAdapter",
+                "reward_model": "IntentTunerLoadRewardModel"}
     executor = execution.PromptExecutor(ServerStandIn(), cache_args={"lru": 0, "ram": 0})
     results = {}
     for i, (name, family) in enumerate(families.items()):
@@ -88,6 +89,8 @@ def check_loaders(pack_name: str) -> dict:
             inputs = {"model": widget, "clip": ["100", 0]}
             args = (widget, nodes.NODE_CLASS_MAPPINGS["IntentTunerLoadImageEncoder"]().load(
                 clip, "auto")[0])
+        if name == "reward_model":  # trained here, no precision: the file names its encoder
+            inputs, args = {"model": widget}, (widget,)
         prompt[node_id] = {"class_type": node_for[name], "inputs": inputs}
         executor.execute(prompt, f"prompt-{name}", {}, [node_id])
         model = nodes.NODE_CLASS_MAPPINGS[node_for[name]]().load(*args)[0]

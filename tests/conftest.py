@@ -81,6 +81,15 @@ def models_root(tmp_path, monkeypatch, pack):
         module.set_runtime(previous)
 
 
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """The tiny random open_clip encoder, written by its tiny builder, loaded by its family."""
+    from intenttuner.families.image_encoder import FAMILY
+    from intenttuner.tiny.image_encoder import make_tiny
+
+    return FAMILY.load(make_tiny(tmp_path_factory.mktemp("clip")))
+
+
 @pytest.fixture(scope="session")
 def pack():
     """The pack, imported as ComfyUI imports it."""

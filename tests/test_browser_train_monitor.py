@@ -101,14 +101,7 @@ def panel(frontend) -> dict | None:
 
 def wait_panel(frontend, until, what: str, timeout: float = 300) -> dict:
     """The panel once ``until(panel)`` holds; fails with ``what`` and the last panel seen."""
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
-        seen = panel(frontend)
-        if seen is not None and until(seen):
-            return seen
-        frontend.page.wait_for_timeout(250)
-    raise AssertionError(f"the panel did not show {what} within {timeout:.0f} s: {seen}")
+    return frontend.wait_for(lambda: panel(frontend), until, f"the panel with {what}", timeout)
 
 
 def click_good(frontend, shown: dict) -> str:

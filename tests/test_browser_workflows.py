@@ -29,9 +29,10 @@ LOAD_ONLY = ["concept_detect", "train_monitor", "full_pipeline", "baseline_lora"
 # captions runs on the set the augment run writes, so it comes after it; train_lora trains on
 # that captioned set (with a small SD 1.5 ComfyUI's own loader accepts: tests/training_comfy_model),
 # and evaluate compares that checkpoint with the LoRA train_lora wrote.
-# prompt_adapt generates on the same small checkpoint, with a tiny random Promptist.
+# prompt_adapt generates on the same small checkpoint, with a tiny random Promptist; rate_images
+# generates with the "pia" LoRA into Rate Images, and reward_finetune learns from those marks.
 RUN_WITH_TINY_MODELS = ["augment", "captions", "train_lora", "evaluate", "prompt_adapt",
-                        "intent_parse_local"]
+                        "rate_images", "reward_finetune", "intent_parse_local"]
 TINY = {"IntentTunerLoadDetector": "detector", "IntentTunerLoadSegmenter": "segmenter",
         "IntentTunerLoadImageEncoder": "image_encoder", "IntentTunerLoadCaptioner": "captioner",
         "IntentTunerLoadLocalLLM": "local_llm", "IntentTunerLoadIdentityEncoder": "identity_encoder",
@@ -138,7 +139,9 @@ def run_shipped_nodes(frontend, name: str, values: dict) -> dict[int, dict]:
     finished = len(server.get("/history"))
     frontend.queue()
     entry = server.wait_for_history(finished + 1, timeout=300)
-    assert entry["status"]["status_str"] == "success", entry["status"]
+    errors = [f"{m[1]['node_type']}: {m[1]['exception_message']}"
+              for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert entry["status"]["status_str"] == "success", errors or entry["status"]
     return {node["id"]: entry["outputs"].get(str(node["id"]), {})
             for node in shipped_workflows()[name]["nodes"]}
 
@@ -331,6 +334,55 @@ def test_prompt_adapt_workflow_adapts_generates_with_the_same_seeds_and_rewards(
     assert text.startswith(f"Prompt reward of {planned} rewrite(s)"), text
     assert len(reward["images"]) == 1
     assert len(outputs["SaveImage"]["images"]) == 1  # the reward table, saved
+
+
+def test_rate_images_then_reward_finetune_learn_from_the_marks(frontend):
+    """rate_images: Intent Parse -> Evaluation Prompts -> stock Load Checkpoint + Load LoRA (the
+    "pia" LoRA the train_lora run wrote) -> KSampler -> Rate Images, whose gallery lists each
+    image with its prompt; the marks go in as the gallery's buttons send them (POST
+    /intenttuner/feedback/mark; the clicks: tests/test_rate_images_browser.py). Then
+    reward_finetune: Load Feedback -> Train Reward Model (tiny open_clip, train_anyway: 4 marks)
+    -> Reward Fine-Tune of pia.safetensors, kept on its training set: a new LoRA beside the old
+    one, which stays as it was, and the before/after comparison."""
+    import hashlib
+
+    from tests.training_comfy_model import make_comfy_sd15_checkpoint
+
+    server = frontend.server
+    old_lora = server.base / "models" / "loras" / "pia.safetensors"
+    assert old_lora.is_file(), "the train_lora workflow test writes this LoRA first"
+    old_hash = hashlib.sha256(old_lora.read_bytes()).hexdigest()
+    sets = list((server.base / "input" / "training_sets").glob("pia*/dataset.json"))
+    checkpoint = make_comfy_sd15_checkpoint(server.base / "models" / "checkpoints").name
+    assert frontend.load_workflow(shipped_workflows()["rate_images"]) == []
+    rated = run_shipped(frontend, "rate_images", {
+        "CheckpointLoaderSimple": {"ckpt_name": checkpoint},
+        "EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps": 2},
+        "IntentTunerEvaluationPrompts": {"prompts_per_test": 1, "images_per_prompt": 1}})
+    gallery = rated["IntentTunerRateImages"]["it_rate"]
+    assert len(gallery) == 4, gallery  # 1 stability, 2 controllability, 1 leakage prompt
+    assert all("pia" in entry["prompt"].lower() and entry["mark"] is None for entry in gallery)
+    for i, entry in enumerate(gallery):
+        server.post("/intenttuner/feedback/mark", {"set": "my_ratings", "image": entry["image"],
+                                                   "mark": "good" if i % 2 else "bad"})
+    assert frontend.load_workflow(shipped_workflows()["reward_finetune"]) == []
+    values = {node: {"model": value} for node, value in frontend.tiny_models.items()}
+    values |= {
+        "IntentTunerLoadFeedback": {"feedback_set": "my_ratings"},
+        "IntentTunerTrainRewardModel": {"name": "pia_reward", "epochs": 5, "train_anyway": True},
+        "IntentTunerLoadTrainingSet": {"path": f"training_sets/{sets[0].parent.name}"},
+        "IntentTunerLoadBaseModel": {"model": checkpoint, "precision": "fp32"},
+        "IntentTunerRewardFineTune": {"max_train_steps": 2, "compare_steps": 2}}
+    outputs = run_shipped(frontend, "reward_finetune", values)
+    report = outputs["IntentTunerTrainRewardModel"]["text"][0]
+    assert "Trained anyway (train_anyway)" in report and "2 good, 2 bad" in report, report
+    assert (server.base / "models" / "reward_models" / "pia_reward.safetensors").is_file()
+    text = outputs["IntentTunerRewardFineTune"]["text"][0]
+    assert text.startswith("Reward fine-tune of pia"), text
+    assert (server.base / "models" / "loras" / "pia-reward.safetensors").is_file(), text
+    assert hashlib.sha256(old_lora.read_bytes()).hexdigest() == old_hash  # never overwritten
+    assert len(outputs["IntentTunerRewardFineTune"]["images"]) == 1  # the comparison
+    assert len(outputs["SaveImage"]["images"]) == 1
 
 
 def test_local_llm_workflow_runs_in_process_and_falls_back_visibly(frontend):

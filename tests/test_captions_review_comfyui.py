@@ -18,11 +18,11 @@ from tests.dataset_helpers import sample_augmented, sample_intent
 pytestmark = pytest.mark.comfyui
 
 
-def prompt(edits: dict[str, str], captioner: str | None = None) -> dict:
+def prompt(folder: str, edits: dict[str, str], captioner: str | None = None) -> dict:
     """Load Training Set -> Caption Review; with ``captioner``, Caption Refine in between."""
     graph = {
         "1": {"class_type": "IntentTunerLoadTrainingSet",
-              "inputs": {"folder": "training_sets/ohwx", "path": ""}},
+              "inputs": {"folder": folder, "path": ""}},
         "2": {"class_type": "IntentTunerCaptionReview",
               "inputs": {"training_set": ["1", 0],
                          "edits": json.dumps(edits, ensure_ascii=False)}},
@@ -40,8 +40,9 @@ def prompt(edits: dict[str, str], captioner: str | None = None) -> dict:
 
 
 def run(server: ComfyServer, edits: dict[str, str], captioner: str | None = None) -> dict:
-    """Queue the prompt and return its history entry once it has finished."""
-    response = server.post("/prompt", {"prompt": prompt(edits, captioner),
+    """Queue the prompt on the test's own set and return its history entry once it has
+    finished."""
+    response = server.post("/prompt", {"prompt": prompt(server.folder, edits, captioner),
                                        "client_id": "caption-review"})
     assert response["node_errors"] == {}, response
     prompt_id = response["prompt_id"]
@@ -60,18 +61,30 @@ def messages(entry: dict, event: str) -> list[dict]:
     return [data for name, data in entry["status"]["messages"] if name == event]
 
 
-@pytest.fixture
-def served(tmp_path):
+@pytest.fixture(scope="module")
+def comfyui(tmp_path_factory):
+    """One server for the module (a start costs far more than a test); each test writes its
+    own set (`served`), so no test sees another's captions or cached nodes."""
     from intenttuner.tiny import TINY_BUILDERS
 
-    base = tmp_path / "base"
-    training_set = write_training_set(sample_augmented(), sample_intent(),
-                                      base / "input" / "training_sets", "ohwx")
+    base = tmp_path_factory.mktemp("base")
     folder = base / "models" / "captioners"
     captioner = TINY_BUILDERS["captioner"](folder).relative_to(folder).as_posix()
     with ComfyServer(base) as server:
         server.tiny_captioner = captioner
-        yield server, training_set
+        yield server
+
+
+@pytest.fixture
+def served(comfyui, request):
+    """(the server, a fresh set named after the test): its own Load Training Set input, so
+    ComfyUI's cache holds nothing of it when the test starts."""
+    name = request.node.name.removeprefix("test_")[:40]
+    training_set = write_training_set(sample_augmented(), sample_intent(),
+                                      comfyui.base / "input" / "training_sets", name,
+                                      if_exists="error")
+    comfyui.folder = f"training_sets/{Path(training_set.root).name}"
+    return comfyui, training_set
 
 
 def test_edit_reaches_the_caption_file_and_a_new_edit_reruns_only_the_review(served):

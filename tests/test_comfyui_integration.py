@@ -16,9 +16,32 @@ pytestmark = pytest.mark.comfyui
 INPROCESS = Path(__file__).with_name("comfyui_inprocess.py")
 
 
+KEY = "sk-live-INTEGRATION-9f8e7d6c5b4a3210"
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ComfyServer(tmp_path_factory.mktemp("comfy-base")) as srv:
+def fake_llm():
+    from tests.fake_llm import FakeLLM, Reply
+    from tests.test_intent_llm import VALID
+
+    answer = json.loads(json.dumps(VALID))  # no boxes here, so no [n] in the answer
+    for concept in answer["concepts"]:
+        for value in concept["values"]:
+            value["references"] = []
+    fake = FakeLLM(replies=[Reply(json.dumps(answer))])
+    fake.base_url = fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fake_llm):
+    """The module's server (a start costs more than most tests here). It holds an LLM key in
+    its environment, as a user's would, for the key test; the others never touch it. A
+    loopback endpoint gets the key only when the user trusts its host:port."""
+    env = {"IT_INTEGRATION_API_KEY": KEY,
+           "INTENTTUNER_LLM_TRUSTED_HOSTS": fake_llm.base_url.split("/")[2]}
+    with ComfyServer(tmp_path_factory.mktemp("comfy-base"), env) as srv:
         yield srv
 
 
@@ -87,21 +110,11 @@ def test_loaders_run_through_comfyui_model_manager_progress_and_cancel(tmp_path)
     assert detection["previews"] == 1
 
 
-def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):
+def test_llm_key_stays_out_of_history_logs_and_outputs(server, fake_llm):
     """A real server parsing with an LLM: the key is used, and found nowhere afterwards."""
-    from tests.fake_llm import FakeLLM, Reply
-    from tests.test_intent_llm import VALID
-
-    key = "sk-live-INTEGRATION-9f8e7d6c5b4a3210"
-    answer = json.loads(json.dumps(VALID))  # no boxes here, so no [n] in the answer
-    for concept in answer["concepts"]:
-        for value in concept["values"]:
-            value["references"] = []
-    fake = FakeLLM(replies=[Reply(json.dumps(answer))])
-    base_url = fake.start()
     prompt = {
         "1": {"class_type": "IntentTunerLLMSettings",
-              "inputs": {"base_url": base_url, "model": "gpt-test",
+              "inputs": {"base_url": fake_llm.base_url, "model": "gpt-test",
                          "api_key_env": "IT_INTEGRATION_API_KEY", "timeout_s": 30.0}},
         "2": {"class_type": "IntentTunerIntentParse",
               "inputs": {"description": "Keep his face. Switch between the leather jacket [1] "
@@ -111,28 +124,22 @@ def test_llm_key_stays_out_of_history_logs_and_outputs(tmp_path):
         "3": {"class_type": "IntentTunerIntentSave",
               "inputs": {"intent": ["2", 0], "filename_prefix": "secret", "with_crops": True}},
     }
-    try:
-        # A loopback endpoint gets the key only when the user trusts its host:port.
-        trusted = {"INTENTTUNER_LLM_TRUSTED_HOSTS": base_url.split("/")[2]}
-        with ComfyServer(tmp_path / "base", {"IT_INTEGRATION_API_KEY": key, **trusted}) as srv:
-            prompt_id = srv.post("/prompt", {"prompt": prompt})["prompt_id"]
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                history = srv.get(f"/history/{prompt_id}")
-                if history.get(prompt_id, {}).get("status", {}).get("completed"):
-                    break
-                time.sleep(0.5)
-            with urllib.request.urlopen(srv.url + "/history", timeout=10) as r:
-                history_text = r.read().decode()
-            log = srv.log()
-    finally:
-        fake.stop()
+    prompt_id = server.post("/prompt", {"prompt": prompt})["prompt_id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        history = server.get(f"/history/{prompt_id}")
+        if history.get(prompt_id, {}).get("status", {}).get("completed"):
+            break
+        time.sleep(0.5)
+    with urllib.request.urlopen(server.url + "/history", timeout=10) as r:
+        history_text = r.read().decode()
+    log = server.log()
     assert json.loads(history_text)[prompt_id]["status"]["status_str"] == "success"
-    assert fake.requests[0]["headers"]["authorization"] == f"Bearer {key}"
-    assert key not in history_text
-    assert key not in log
-    saved = list((tmp_path / "base" / "output" / "intents").glob("secret_*.json"))
+    assert fake_llm.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"
+    assert KEY not in history_text
+    assert KEY not in log
+    saved = list((server.base / "output" / "intents").glob("secret_*.json"))
     assert saved
-    for path in (tmp_path / "base").rglob("*"):
+    for path in server.base.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
-            assert key.encode() not in path.read_bytes(), path
+            assert KEY.encode() not in path.read_bytes(), path

@@ -23,6 +23,7 @@ SINGLE_FILE_BUILDERS = {
     "base_model": TINY_BUILDERS["base_model"],
     "inpainter": TINY_BUILDERS["inpainter"],
     "aesthetic": TINY_BUILDERS["aesthetic"],
+    "reward_model": TINY_BUILDERS["reward_model"],
 }
 
 
@@ -44,6 +45,9 @@ EXERCISE_REPORTS = {
     "aesthetic": r"tiny-aesthetic: 4 scores of 32-value embeddings, \d\.\d\d to \d\.\d\d",
     # the paper's beam search; a random model writes words until the limit
     "prompt_adapter": r"rewrite (['\"]).+\1 of 'a cat' \(2 beams, 8 new tokens at most\)",
+    # random weights: probabilities strictly between 0 and 1
+    "reward_model": (r"tiny-reward: 4 pairs of 32-value embeddings, "
+                     r"P\(good\) 0\.\d\d to [01]\.\d\d"),
 }
 
 

@@ -45,13 +45,6 @@ def predictor(tiny_path):
     return loading.load_model("aesthetic", TINY_FILE)
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    from intenttuner.families.image_encoder import FAMILY as CLIP_FAMILY
-
-    return CLIP_FAMILY.load(make_tiny_clip(tmp_path_factory.mktemp("clip")))
-
-
 def _images() -> list[Image.Image]:
     rng = np.random.default_rng(0)
     rgb = [Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8))

@@ -48,6 +48,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("prompt_adapt", ("intenttuner.prompt_adapt",)),
     ("training", ("intenttuner.training",)),
     ("monitor", ("intenttuner.monitor",)),  # observes training runs, scores them by intent
+    # Learns from people's marks: feedback sets, the reward model, reward-weighted fine-tuning.
+    ("reward", ("intenttuner.reward",)),
     ("examples", ("intenttuner.examples",)),  # the shipped example data, drawn procedurally
     ("jobs", ("intenttuner.jobs",)),  # the whole pipeline headless, stage after stage
     ("workflows", ("intenttuner.workflows",)),  # saved ComfyUI workflows: check, convert to API

@@ -14,9 +14,10 @@ from tests.dataset_helpers import module
 from tests.training_helpers import make_kohya_set
 
 # TrainConfig settings that are not widgets: what is trained on comes in through sockets, and
-# the rest are expert settings a config.json may still set.
+# the rest are expert settings a config.json may still set (init_lora: the LoRA a run starts
+# from, which Reward Fine-Tune sets).
 NOT_WIDGETS = {"version", "base_model", "training_set", "output_dir", "weight_decay",
-               "max_grad_norm", "cache_latents_to_disk"}
+               "max_grad_norm", "cache_latents_to_disk", "init_lora"}
 
 
 def node(pack, name):

@@ -94,6 +94,10 @@ def write_widget_files(base: Path, checkout: Path, workflows) -> None:
                 target = base / values[0]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text("{}")
+            elif node["type"] == "IntentTunerLoadFeedback":  # a set rate_images writes
+                rating = base / "output" / "intenttuner" / "feedback" / values[0]
+                rating.mkdir(parents=True, exist_ok=True)
+                (rating / "images.jsonl").touch()
             elif node["type"] in FOLDER_LOADERS:  # a folder an earlier workflow writes
                 for folder in values[:2]:
                     if folder and folder != TYPE_A_PATH and not folder.startswith(PACK_EXAMPLES):

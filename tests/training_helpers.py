@@ -33,16 +33,22 @@ def pattern(width: int, height: int, seed: int) -> Image.Image:
 
 def make_kohya_set(root: Path, count: int = 4, size: tuple[int, int] = (64, 64),
                    trigger: str = "ohwx", repeats: int = 1, sizes: list | None = None,
-                   group: str = "subject") -> Path:
+                   group: str = "subject", tint: tuple[int, int, int] | None = None,
+                   tint_share: float = 0.6) -> Path:
     """Write ``root/<repeats>_<group>/img_<i>.png`` + captions ``"<trigger>, pattern <i>"``.
 
-    ``sizes`` (one (w, h) per image) overrides ``size``, for bucket tests. Returns ``root``.
+    ``sizes`` (one (w, h) per image) overrides ``size``, for bucket tests. ``tint``: an RGB
+    colour blended into every pattern at ``tint_share``, for a set of one overall colour
+    (the patterns still differ). Returns ``root``.
     """
     folder = Path(root) / f"{repeats}_{group}"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         width, height = sizes[i] if sizes else size
-        pattern(width, height, seed=i).save(folder / f"img_{i}.png")
+        image = pattern(width, height, seed=i)
+        if tint is not None:
+            image = Image.blend(image, Image.new("RGB", image.size, tint), tint_share)
+        image.save(folder / f"img_{i}.png")
         (folder / f"img_{i}.txt").write_text(f"{trigger}, pattern {i}", encoding="utf-8")
     return Path(root)
 

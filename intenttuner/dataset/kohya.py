@@ -53,8 +53,9 @@ MAX_REPEATS = 10
 PARTIAL_PREFIX = ".intenttuner-partial-"  # hidden: readers and dropdowns skip dot folders
 STALE_PARTIAL_S = 24 * 3600  # a temporary folder this old belongs to no running write
 
-__all__ = ["IF_EXISTS", "TrainingSetExistsError", "balance_repeats", "placeholder_caption",
-           "read_training_set", "write_training_set"]
+__all__ = ["IF_EXISTS", "PARTIAL_PREFIX", "TrainingSetExistsError", "balance_repeats",
+           "move_into_place", "placeholder_caption", "read_training_set",
+           "remove_stale_partials", "write_training_set"]
 
 
 class TrainingSetExistsError(InputError, FileExistsError):
@@ -104,7 +105,7 @@ def write_training_set(augmented: Augmented, intent: Intent, root_parent: str | 
     if if_exists == "error" and (parent / name).exists():
         raise _exists(parent / name)
     training_set = _plan(augmented, intent, max_repeats, repeat_multiplier)
-    _remove_stale_partials(parent)
+    remove_stale_partials(parent)
 
     temp = parent / f"{PARTIAL_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
     temp.mkdir()
@@ -112,7 +113,7 @@ def write_training_set(augmented: Augmented, intent: Intent, root_parent: str | 
         _write_files(augmented, training_set, temp)
         training_set.root = str(temp)
         training_set.save_manifest()
-        final = _move_into_place(temp, parent, name, if_exists)
+        final = move_into_place(temp, parent, name, if_exists)
     except BaseException:  # Cancel (an interrupt exception) included: no half set stays behind
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -190,7 +191,10 @@ def _write_files(augmented: Augmented, training_set: TrainingSet, temp: Path) ->
             bar.update(1)
 
 
-def _move_into_place(temp: Path, parent: Path, name: str, if_exists: str) -> Path:
+def move_into_place(temp: Path, parent: Path, name: str, if_exists: str) -> Path:
+    """Rename the finished folder ``temp`` to ``parent/name`` (``if_exists='new'``: the next
+    free ``name_0000N``; ``'error'``: refuse a taken name) and return where it went. A rename
+    is atomic, so readers never see a half-written set; also used by the reward sets."""
     for _ in range(100):  # retried only when a parallel writer takes the name first
         target = parent / name if if_exists == "error" else next_free(parent, name)
         if target.exists():
@@ -206,7 +210,7 @@ def _move_into_place(temp: Path, parent: Path, name: str, if_exists: str) -> Pat
     raise InputError(f"Could not find a free folder name for '{name}' in {parent}.")
 
 
-def _remove_stale_partials(parent: Path) -> None:
+def remove_stale_partials(parent: Path) -> None:
     """Temporary folders a killed process left behind (a crash that ran no cleanup, e.g. the
     power went). Only ours (by prefix) and only old ones: a parallel writer's is never touched."""
     cutoff = time.time() - STALE_PARTIAL_S

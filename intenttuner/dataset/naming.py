@@ -33,23 +33,29 @@ def slug(text: str, fallback: str, max_len: int = 40, lower: bool = True) -> str
 
 
 def set_name(name: str) -> str:
-    """A user-given training-set name as a safe folder name. Path separators, ``..`` and names
-    Windows reserves are refused (they are mistakes or attacks, not names); spaces and other
-    characters become ``_``."""
-    raw = name.strip()
+    """A user-given training-set name as a safe folder name (`plain_name`)."""
+    return plain_name(name, "Training set name", "my_lora_set",
+                      "the set is always written inside the chosen location")
+
+
+def plain_name(name: object, label: str, example: str, where: str) -> str:
+    """A user-given ``name`` as a safe folder name. Path separators, ``..``, a leading ``.``
+    and names Windows reserves are refused (they are mistakes or attacks, not names); spaces and
+    other characters become ``_``. Errors start with ``label`` and say ``where`` the folder
+    goes; ``example`` is a good name to suggest."""
+    raw = name.strip() if isinstance(name, str) else ""
     if not raw:
-        raise InputError("The training set name is empty; type a name such as 'my_lora_set'.")
-    if "/" in raw or "\\" in raw or ".." in raw or ":" in raw or "\0" in raw:
-        raise InputError(f"Training set name {name!r} must be a plain folder name (no '/', "
-                         "'\\', '..' or ':'); the set is always written inside the chosen "
-                         f"location. Try {slug(raw, 'training_set', MAX_NAME, lower=False)!r}.")
+        raise InputError(f"{label} is empty; type a name such as {example!r}.")
+    if any(part in raw for part in ("/", "\\", "..", ":", "\0")) or raw.startswith("."):
+        raise InputError(f"{label} {name!r} must be a plain folder name (no '/', '\\', '..', "
+                         f"':' or leading '.'); {where}. Try "
+                         f"{slug(raw, example, MAX_NAME, lower=False)!r}.")
     safe = slug(raw, "", MAX_NAME, lower=False)
     if not safe:
-        raise InputError(f"Training set name {name!r} has no letters or digits that are safe "
-                         "in a folder name; use ASCII letters, digits, '_' or '-'.")
+        raise InputError(f"{label} {name!r} has no letters or digits that are safe in a folder "
+                         "name; use ASCII letters, digits, '_' or '-'.")
     if safe.lower() in _WINDOWS_RESERVED:
-        raise InputError(f"Training set name {name!r} is reserved by Windows; use e.g. "
-                         f"'{safe}_set'.")
+        raise InputError(f"{label} {name!r} is reserved by Windows; use e.g. '{safe}_1'.")
     return safe
 
 

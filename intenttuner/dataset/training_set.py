@@ -88,6 +88,11 @@ class TrainingItem(_Model):
         default=None, description="XYXY source pixels of the detection a crop was planned from.")
     removed: list[str] = Field(default_factory=list,
                                description="Delete concepts painted out of this item.")
+    loss_weight: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False,
+        description="Factor on this item's training loss (1: an ordinary item). Reward "
+                    "fine-tuning sets it from the image's mark or predicted reward (Lee et al. "
+                    "2023: reward-weighted likelihood); 0 would train nothing on it.")
 
     @field_validator("image", "caption_file")
     @classmethod

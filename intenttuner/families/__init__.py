@@ -20,6 +20,7 @@ from . import (
     inpainter,
     local_llm,
     prompt_adapter,
+    reward_model,
     segmenter,
 )
 from .base import Family, Package
@@ -37,6 +38,7 @@ FAMILIES: dict[str, Family] = {
         identity_encoder.FAMILY,
         aesthetic.FAMILY,
         prompt_adapter.FAMILY,
+        reward_model.FAMILY,
     )
 }
 

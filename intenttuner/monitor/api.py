@@ -54,7 +54,7 @@ def run_history(run: object) -> dict[str, Any]:
 def stop_run(body: object) -> dict[str, Any]:
     """Body ``{"run": NAME}``: ask a run training now to stop after its current step, keeping
     its best checkpoint. ``{"run", "stopping": true, "step"}``."""
-    fields = _fields(body, ("run",), "stop a run")
+    fields = request_fields(body, ("run",), "stop a run")
     entry = registry.request_stop(history.check_run_name(fields["run"]))
     return {"run": entry.run, "stopping": True, "step": entry.step}
 
@@ -62,7 +62,7 @@ def stop_run(body: object) -> dict[str, Any]:
 def mark_sample(body: object) -> dict[str, Any]:
     """Body ``{"run", "image" (a sample path of that run), "mark": "good" | "bad" | null}``:
     record a person's verdict (null clears it). ``{"run", "image", "mark", "marks"}``."""
-    fields = _fields(body, ("run", "image", "mark"), "mark a sample image")
+    fields = request_fields(body, ("run", "image", "mark"), "mark a sample image")
     name = history.check_run_name(fields["run"])
     run_dir = _run_dir(name)
     record = feedback.add_mark(run_dir, fields["image"], fields["mark"])
@@ -70,7 +70,7 @@ def mark_sample(body: object) -> dict[str, Any]:
             "marks": feedback.marks(run_dir)}
 
 
-def _fields(body: object, names: tuple[str, ...], purpose: str) -> dict[str, Any]:
+def request_fields(body: object, names: tuple[str, ...], purpose: str) -> dict[str, Any]:
     """``body`` if it is a JSON object with exactly the fields ``names`` (each named when it is
     missing or unexpected, so a client bug is found at once, not guessed around)."""
     expected = ", ".join(f"'{n}'" for n in names)

@@ -4,7 +4,8 @@ One line per mark, appended, never rewritten: ``{"image", "item", "prompt", "ste
 "time"}``, the latest line of an image wins and a ``null`` mark clears it. The history of marks
 stays on disk (how an opinion changed is information too), while `marks` gives the current one.
 Only images the run's own sample records list can be marked, which also keeps any other path
-(``../``, absolute) out of the file.
+(``../``, absolute) out of the file. Rating sets (``intenttuner.reward.feedback_set``) keep their
+marks the same way, through `add_mark` with the images their own listing knows.
 """
 
 from __future__ import annotations
@@ -24,38 +25,45 @@ log = logging.getLogger(__name__)
 
 FEEDBACK_FILE = "feedback.jsonl"
 MARKS = ("good", "bad")
+LINE_FIELDS = ("item", "prompt", "step")  # what a mark line repeats of its image
 
 _append_lock = threading.Lock()  # ComfyUI's server may answer two clicks at once
 
 
 def sample_images(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Run-relative image path -> its item, prompt and step, from the sample records."""
+    """Run-relative image path -> its item, prompt, step and seed, from the sample records."""
     images: dict[str, dict[str, Any]] = {}
     for record in of_event(records, SAMPLE):
         for image in record.get("images") or []:
             if isinstance(image, dict) and isinstance(image.get("path"), str):
                 images[image["path"]] = {"item": image.get("item"),
                                          "prompt": image.get("prompt"),
-                                         "step": record.get("step")}
+                                         "step": record.get("step"),
+                                         "seed": image.get("seed")}
     return images
 
 
 def add_mark(run_dir: str | Path, image: str, mark: str | None,
-             records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             records: list[dict[str, Any]] | None = None,
+             known: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Mark ``image`` (a sample path of this run, e.g. ``samples/step000010/<item>.png``) as
     "good" or "bad", or clear its mark (None); returns the line written. ``records``: the
-    run's metrics records when the caller has read them already."""
+    run's metrics records when the caller has read them already. ``known``: the images that
+    can be marked (path -> item, prompt, step) when the folder is no run's but keeps its own
+    listing (a rating set); then the caller has checked ``image`` against it."""
     run_dir = Path(run_dir)
     if mark is not None and mark not in MARKS:
         raise InputError(f"mark must be 'good', 'bad' or null (to clear the mark), got "
                          f"{mark!r}.")
     check_image_path(image)
-    known = sample_images(read_records(run_dir) if records is None else records)
+    if known is None:
+        known = sample_images(read_records(run_dir) if records is None else records)
     if image not in known:
         raise InputError(f"image {image!r} is not a sample image of run {run_dir.name!r}; "
                          "mark one of the images its sample points list (samples/stepNNNNNN/"
                          "<item>.png).")
-    record = {"image": image, **known[image], "mark": mark, "time": time.time()}
+    record = {"image": image, **{k: known[image].get(k) for k in LINE_FIELDS}, "mark": mark,
+              "time": time.time()}
     line = json.dumps(record, ensure_ascii=False) + "\n"
     with _append_lock, (run_dir / FEEDBACK_FILE).open("a", encoding="utf-8") as out:
         out.write(line)

@@ -24,6 +24,7 @@ from . import (
     inpainter,
     local_llm,
     prompt_adapter,
+    reward_model,
     segmenter,
 )
 
@@ -41,6 +42,7 @@ TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
     "identity_encoder": identity_encoder.make_tiny,  # a facebook/dino-vits16 folder in miniature
     "aesthetic": aesthetic.make_tiny,  # fits the tiny open_clip encoder's 32-value embeddings
     "prompt_adapter": prompt_adapter.make_tiny,  # a microsoft/Promptist folder in miniature
+    "reward_model": reward_model.make_tiny,  # for the tiny open_clip encoder (same seed)
 }
 
 __all__ = ["TINY_BUILDERS"]

@@ -103,6 +103,12 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(default=0, ge=0, description="Keep the newest N; 0: all.")
     resume_from: str = Field(default="", description="A checkpoint (.safetensors in the run "
                                                      "folder) to continue from.")
+    init_lora: str = Field(
+        default="", description="A kohya LoRA file to start the adapters from instead of zero "
+                                "(continuing a trained LoRA on new data, e.g. reward "
+                                "fine-tuning); its rank, alpha and conv_rank must be this "
+                                "config's, its base model this run's. Ignored with resume_from "
+                                "(the checkpoint holds the weights). Empty: a fresh LoRA.")
     cache_latents_to_disk: bool = Field(
         default=True, description="Keep VAE latents on disk, so later runs on the same images "
                                   "and base model encode nothing.")

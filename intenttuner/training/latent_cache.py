@@ -53,6 +53,7 @@ class CachedImage:
     crop_top_left: tuple[int, int]         # (top, left)
     caption: str
     repeats: int
+    loss_weight: float = 1.0      # factor on its loss (TrainingItem.loss_weight)
 
 
 @dataclass
@@ -113,7 +114,8 @@ def cached_image(training_set, index: int, size: Size, bucket: Size,
     return CachedImage(index=index, bucket=bucket, latents=found[index, False],
                        latents_flipped=found[index, True] if flip else None,
                        original_size=(size[1], size[0]), crop_top_left=crop,
-                       caption=item.caption, repeats=item.repeats)
+                       caption=item.caption, repeats=item.repeats,
+                       loss_weight=item.loss_weight)
 
 
 def encode_images(model: BaseModel, training_set, plan: list[tuple[Size, Size]],

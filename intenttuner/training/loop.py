@@ -124,9 +124,18 @@ def sdxl_added_cond(ctx: TrainContext, samples: list[Sample],
     return {"text_embeds": embeddings.pooled.to(ctx.device), "time_ids": time_ids.to(ctx.device)}
 
 
+def item_weights(ctx: TrainContext, samples: list[Sample]) -> torch.Tensor:
+    """[B] loss factors of ``samples``' images (1 for ordinary items): reward fine-tuning's
+    reward-weighted likelihood, sum_i r_i L_i, is the mean of these times the losses."""
+    images = ctx.cache.images
+    return torch.tensor([images[s.image].loss_weight for s in samples], dtype=torch.float32,
+                        device=ctx.device)
+
+
 def micro_step(ctx: TrainContext, samples: list[Sample], last: bool) -> float:
-    """Forward and backward of one micro-batch (this process's shard); returns its loss.
-    Gradients are summed over the accumulation, each micro-batch weighted 1/accumulation."""
+    """Forward and backward of one micro-batch (this process's shard); returns its loss (each
+    sample's times its image's loss weight). Gradients are summed over the accumulation, each
+    micro-batch weighted 1/accumulation."""
     accumulation = ctx.config.gradient_accumulation_steps
     latents = latents_of(ctx, samples)
     noisy = add_noise(ctx.scheduler, latents, ctx.generator, ctx.config.noise_offset,
@@ -136,7 +145,7 @@ def micro_step(ctx: TrainContext, samples: list[Sample], last: bool) -> float:
         hidden, added = conditioning(ctx, samples)
         prediction = ctx.unet(noisy.noisy, noisy.timesteps, encoder_hidden_states=hidden,
                               added_cond_kwargs=added, return_dict=False)[0]
-    loss = sample_losses(prediction, noisy.target, weights).mean()
+    loss = (sample_losses(prediction, noisy.target, weights) * item_weights(ctx, samples)).mean()
     scaled = loss / accumulation
     (ctx.scaler.scale(scaled) if ctx.scaler else scaled).backward()
     return float(loss.detach())

@@ -38,12 +38,18 @@ ARCHITECTURE = {"sd15": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl
 # kohya: "diffusers" for SD 1.x LoRA, Stability's generative-models (sgm) for SDXL LoRA.
 IMPLEMENTATION = {"sd15": "diffusers", "sdxl": "https://github.com/Stability-AI/generative-models"}
 INTENT_KEY, CONFIG_KEY = "intenttuner.intent", "intenttuner.config"
+# A few frozen base-UNet weights (init_lora.base_probe): which base model the LoRA is for.
+PROBE_KEY = "intenttuner.base_probe"
+# Where the adapters started: the init_lora file's name, and for a reward fine-tune what it
+# learnt from (the weighted set's "reward_finetune" settings: names and counts only).
+INIT_KEY, REWARD_KEY = "intenttuner.init_lora", "intenttuner.reward_finetune"
+REWARD_SETTINGS = "reward_finetune"  # the key in TrainingSet.settings
 
 # Fields of an intent that hold pixels (base64 PNG crops); never written into a LoRA.
 _PIXEL_FIELDS = {"crop_png"}
 # A long unbroken base64 run or a data: URL is embedded binary, whatever its field is called.
 _EMBEDDED_BINARY = re.compile(r"data:[\w/+.-]+;base64,|[A-Za-z0-9+/=]{512,}")
-_PATH_FIELDS = ("base_model", "training_set", "output_dir", "resume_from")
+_PATH_FIELDS = ("base_model", "training_set", "output_dir", "resume_from", "init_lora")
 
 
 def training_metadata(config: TrainConfig, *, kind: str, training_set, steps: int, epoch: int,
@@ -51,7 +57,8 @@ def training_metadata(config: TrainConfig, *, kind: str, training_set, steps: in
                       optimizer: str, bucket_info: Mapping, base_model_name: str,
                       run_name: str | None = None, mixed_precision: str | None = None,
                       world_size: int = 1, batches_per_epoch: int | None = None,
-                      max_steps: int | None = None) -> dict[str, str]:
+                      max_steps: int | None = None,
+                      base_probe: list[float] | None = None) -> dict[str, str]:
     """The header metadata of a LoRA file (see the module docstring); every value a string.
 
     ``training_set``: the `TrainingSet` trained on; ``steps`` / ``epoch``: optimizer steps and
@@ -60,7 +67,9 @@ def training_metadata(config: TrainConfig, *, kind: str, training_set, steps: in
     or folder name is kept); ``run_name``: the resolved run name (default ``config.run_name``
     or the set's folder name); ``mixed_precision``: the resolved precision (default the
     config's); ``world_size``: processes training together; ``batches_per_epoch`` /
-    ``max_steps``: the run's own counts (buckets round each bucket's batches up), else estimated.
+    ``max_steps``: the run's own counts (buckets round each bucket's batches up), else estimated;
+    ``base_probe``: `init_lora.base_probe` of the base model (kept to refuse continuing the
+    LoRA on another one).
     """
     if kind not in BASE_MODEL_VERSION:
         raise ValueError(f"unknown model kind '{kind}' (known: {', '.join(BASE_MODEL_VERSION)})")
@@ -135,6 +144,22 @@ def training_metadata(config: TrainConfig, *, kind: str, training_set, steps: in
     if intent is not None:
         out[INTENT_KEY] = json.dumps(intent, ensure_ascii=False, separators=(",", ":"))
     out[CONFIG_KEY] = shareable_config(config)
+    out.update(provenance(config, training_set, base_probe))
+    return out
+
+
+def provenance(config: TrainConfig, training_set, base_probe: list[float] | None
+               ) -> dict[str, str]:
+    """The probe, the init_lora's name and a reward fine-tune's settings (names only)."""
+    out = {}
+    if base_probe:
+        out[PROBE_KEY] = json.dumps(base_probe)
+    if config.init_lora:  # a resume keeps it: the run still began from that file
+        out[INIT_KEY] = _name(config.init_lora)
+    reward = (getattr(training_set, "settings", None) or {}).get(REWARD_SETTINGS)
+    if reward:
+        out[REWARD_KEY] = json.dumps(_without_pixels(reward), ensure_ascii=False,
+                                     separators=(",", ":"))
     return out
 
 

@@ -38,6 +38,7 @@ from .batches import BatchStream, epoch_plan
 from .config import CONFIG_FILE, TrainConfig
 from .distributed import Distributed, setup_distributed
 from .grad_mode import grad_enabled, ordinary_tensors
+from .init_lora import base_probe, load_init_lora
 from .kohya_keys import kohya_state_dict
 from .latent_cache import ENCODE_BATCH, LatentCache, cache_latents
 from .loop import NonFiniteLoss, StepInfo, TrainContext, run_steps
@@ -96,6 +97,7 @@ class Run:
     started_at: float
     saved_step: int = 0
     last_checkpoint: Path | None = None
+    base_probe: list[float] = field(default_factory=list)   # init_lora.base_probe
 
 
 def train(config: TrainConfig, base_model: BaseModel | None = None, training_set=None,
@@ -143,10 +145,13 @@ def _train(config, base_model, training_set, hooks: RunHooks, dist: Distributed)
     text = None if config.train_text_encoder else TextCache(
         model, [image.caption for image in cache.images], model.managed("text_encoder").device)
     warnings = list(training_set.all_warnings())
+    probe = base_probe(model)  # before LoRA wraps (and the run's dtype casts) its layers
     setup = add_seeded_lora(model, config, dtype)
     try:
         for name in setup.saved:
             place(model, name, dist.device)
+        if config.init_lora and state is None:  # a resume's checkpoint holds the weights
+            warnings += load_init_lora(model, config, setup, probe)
         ctx = build_context(config, model, setup, scheduler, cache, text, dist, dtype)
         steps = total_steps(config, ctx.stream)
         ctx.schedule = make_schedule(ctx.optimizer, config, steps)
@@ -155,7 +160,7 @@ def _train(config, base_model, training_set, hooks: RunHooks, dist: Distributed)
         run = Run(ctx=ctx, folder=choose_folder(config, training_set, checkpoint, dist),
                   training_set=training_set, total_steps=steps,
                   optimizer_name=ctx.optimizer_name, started_at=time.time(),
-                  saved_step=ctx.step, last_checkpoint=checkpoint)
+                  saved_step=ctx.step, last_checkpoint=checkpoint, base_probe=probe)
         history = resume_history(run, checkpoint) if checkpoint else []
         if dist.is_main and not (run.folder.run_dir / CONFIG_FILE).exists():
             config.save(run.folder.run_dir)
@@ -299,7 +304,8 @@ def file_tensors_and_metadata(run: Run, finished: bool) -> tuple[dict, dict[str,
         bucket_info=bucket_info([i.bucket for i in images], [i.repeats for i in images]),
         base_model_name=str(model.source), run_name=run.folder.name,
         mixed_precision=PRECISION_NAMES[ctx.weight_dtype], world_size=ctx.dist.world_size,
-        batches_per_epoch=ctx.stream.batches_per_epoch, max_steps=run.total_steps)
+        batches_per_epoch=ctx.stream.batches_per_epoch, max_steps=run.total_steps,
+        base_probe=run.base_probe)
     return tensors, metadata
 
 

@@ -59,5 +59,8 @@ MODEL_FOLDERS: dict[str, ModelFolder] = {
         # Prompt adaptation: GPT-2 models that rewrite plain prompts for Stable Diffusion.
         ModelFolder("prompt_adapters", (), True,
                     "prompt-adaptation language models (Promptist-style GPT-2 folders)"),
+        # Reward models the pack trains from people's good/bad marks (Train Reward Model).
+        ModelFolder("reward_models", (".safetensors",), False,
+                    "reward models trained from your good/bad marks"),
     )
 }
