@@ -3,12 +3,14 @@ images marked good, while the regulariser (beta) keeps its reproduction of the t
 
 The set-up, built once for the module (`scene`): the tiny SD 1.5; a LoRA (rank 4, LoCon 4,
 min-SNR off) trained 30 steps on four bluish patterns ("ohwx, pattern <i>"); eight "generated"
-images with one prompt ("ohwx, a photo"), four reddish ones marked good and four bluish ones
+images with one prompt ("ohwx, a photo"), four reddish ones marked good and four greenish ones
 marked bad, in a rating set; and two reward fine-tunes of that LoRA through
 `reward.finetune.reward_finetune` (marks, 60 steps at 1e-2): one with beta 0.5, one with
 beta 0. The training set is bluish on purpose: moving towards the reddish images then pulls
 away from what the LoRA learned, which is where the regulariser has work to do (in a trial
 with the many-coloured patterns of `make_kohya_set`, beta 0 kept them as well as beta 1).
+The bad images are greenish, as new to the LoRA as the good ones: with bluish bad images,
+training on both alike already favoured the new reddish ones.
 
 Everything is measured as denoising loss at fixed noise and timesteps
 (`monitor.reproduction.denoising_losses`; the same noise under every LoRA, and the n-th good
@@ -21,16 +23,20 @@ alone.
 
 Thresholds, from the figures of this set-up over seeds 0-4 (the test runs seed 0):
 
-* (a) with beta 0.5 the margin ln(L_bad / L_good) grows by >= `MARGIN_GAIN` 0.015 (grew by
-  0.037-0.046), and with beta 0 (the reward term alone) by more still (0.059-0.105);
+* (a) the margin ln(L_bad / L_good) grows by >= `MARGIN_GAIN` 0.01 with beta 0.5 (grew by
+  0.019-0.036) and by >= `FREE_GAIN` 0.02 with beta 0, the reward term alone (0.035-0.071).
+  With the marks ignored (the bad images weighted like the good ones) it grew by
+  0.007 / 0.001 (seed 0) and 0.008 / 0.008 (seed 3), below both; but by 0.030 / 0.031 at
+  seed 1, so across seeds the thresholds do not always tell the marks' share apart;
 * (b) with beta 0.5 the training set's loss after / before <= `KEPT_RATIO` 1.0: reproduced
   no worse than before (0.78-0.85). The general improvement above means this bound alone
   would not catch a missing regulariser (beta 0 gave 0.83-0.89): (c) does;
-* (c) with beta 0 that ratio is >= `BETA_MATTERS` 1.005 times beta 0.5's (1.015-1.093):
+* (c) with beta 0 that ratio is >= `BETA_MATTERS` 1.005 times beta 0.5's (1.016-1.093):
   without the regulariser the fine-tune keeps less of the training set.
 
-(With 30 fine-tune steps instead of 60, (a) ranged 0.003-0.017 over seeds 0, 1 and 3: too
-close to nothing to test.) The figures are logged: ``-o log_cli=true --log-cli-level=INFO``.
+(With 30 fine-tune steps instead of 60, (a) at beta 0.5 ranged 0.003-0.017 over seeds 0, 1
+and 3, with bluish bad images: too close to nothing to test.) The figures are logged:
+``-o log_cli=true --log-cli-level=INFO`` shows them.
 """
 
 from __future__ import annotations
@@ -71,7 +77,8 @@ OLD_RUN = {"max_train_steps": 30, "learning_rate": 1e-2, "rank": 4, "alpha": 4,
            "conv_rank": 4, "conv_alpha": 4, "min_snr_gamma": 0.0, "batch_size": 4}
 FINETUNE = {"max_train_steps": 60, "learning_rate": 1e-2}
 
-MARGIN_GAIN = 0.015    # (a)
+MARGIN_GAIN = 0.01     # (a), beta 0.5
+FREE_GAIN = 0.02       # (a), beta 0
 KEPT_RATIO = 1.0       # (b)
 BETA_MATTERS = 1.005   # (c)
 
@@ -169,14 +176,14 @@ def ratio(scene, beta: float) -> float:
 
 
 def test_the_fine_tune_moves_towards_the_good_images(scene):
-    """(a) The margin ln(L_bad / L_good) grows by >= `MARGIN_GAIN` with beta 0.5; beta 0 (the
-    reward term alone) moves further still."""
+    """(a) The margin ln(L_bad / L_good) grows by >= `MARGIN_GAIN` with beta 0.5, and by >=
+    `FREE_GAIN` and further still with beta 0 (the reward term alone)."""
     before = scene["before"].margin
     gains = {beta: scene[beta][1].margin - before for beta in (BETA, 0.0)}
     log.info("good-vs-bad margin %+.4f before; gain %+.4f (beta %g), %+.4f (beta 0)",
              before, gains[BETA], BETA, gains[0.0])
     assert gains[BETA] >= MARGIN_GAIN, gains
-    assert gains[0.0] > gains[BETA], gains
+    assert gains[0.0] >= FREE_GAIN and gains[0.0] > gains[BETA], gains
     result, _ = scene[BETA]
     assert result.train.run_name == "subject-kept" and result.train.steps == 60
     weighted = result.weighted.training_set.items

@@ -2,11 +2,12 @@
 
 The training loss is noisy from step to step (random noise, random timesteps, random images),
 so two LoRAs cannot be compared by it. Here every image gets the same noise and the same
-evenly spaced timesteps under every LoRA, so the loss differs by the weights only: lower means
-the model (with whatever LoRA is applied, e.g. inside `training.lora_applied`) predicts the
-noise of those images better, i.e. puts more probability on them. A reward fine-tune reports
-it for the original training set (did the LoRA keep what it learned?), and tests compare the
-loss of well- and badly-marked images with it (did it move towards the good ones?).
+evenly spaced timesteps under every LoRA, so the loss differs by the weights only: lower
+means the model (with whatever LoRA is applied, e.g. inside `lora_apply.lora_applied`)
+predicts the noise of those images better, i.e. puts more probability on them. A reward
+fine-tune reports it for the original training set (did the LoRA keep what it learned?), and
+tests compare the loss of well- and badly-marked images with it (did it move towards the good
+ones?).
 
     with lora_applied(model, config, path):
         losses = denoising_losses(model, [(image_path, caption), ...], 64, "cpu")
