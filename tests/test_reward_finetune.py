@@ -60,7 +60,7 @@ from intenttuner.training.lora_apply import lora_applied
 from intenttuner.training.trainer import train
 from tests.test_reward_weighted_set import FakeEncoder, FakeReward
 from tests.training_helpers import make_kohya_set
-from tests.training_run_helpers import assert_clean, fast_config
+from tests.training_run_helpers import assert_clean, fast_config, folders_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 log = logging.getLogger(__name__)
@@ -153,16 +153,8 @@ def build_scene(base, root: Path, seed: int = SEED) -> dict:
 
 @pytest.fixture(scope="module")
 def scene(base, tmp_path_factory):
-    from intenttuner import runtime
-
-    root = tmp_path_factory.mktemp("reward-finetune")
-    saved = runtime.get_runtime()
-    runtime.set_runtime(runtime.TorchRuntime(models_dir=root / "models",
-                                             output_dir=root / "output"))
-    try:
+    with folders_at(tmp_path_factory.mktemp("reward-finetune")) as root:
         built = build_scene(base, root)
-    finally:
-        runtime.set_runtime(saved)
     before, (_, kept), (_, free) = built["before"], built[BETA], built[0.0]
     for name, losses in (("before", before), (f"beta {BETA:g}", kept), ("beta 0", free)):
         log.info("reward fine-tune, %s: loss of good %.4f bad %.4f training set %.4f, "

@@ -16,7 +16,7 @@ from intenttuner.training import checkpoints as ckpt
 from intenttuner.training.lora_file import read_lora_file
 from intenttuner.training.lora_metadata import INIT_KEY, PROBE_KEY
 from intenttuner.training.trainer import train
-from tests.training_run_helpers import assert_clean, fast_config, training_set
+from tests.training_run_helpers import assert_clean, fast_config, folders_at, training_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,19 +24,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def first(base, tmp_path_factory):
     """A 2-step LoRA (LoCon) of the 4-image set, in its own models folder."""
-    from intenttuner import runtime
-
-    root = tmp_path_factory.mktemp("first")
-    saved = runtime.get_runtime()
-    runtime.set_runtime(runtime.TorchRuntime(models_dir=root / "models",
-                                             output_dir=root / "output"))
-    try:
+    with folders_at(tmp_path_factory.mktemp("first")) as root:
         items = training_set(root)
         config = fast_config(items, max_train_steps=2, rank=4, alpha=4, conv_rank=4,
                              conv_alpha=2, run_name="first")
         result = train(config, base, items)
-    finally:
-        runtime.set_runtime(saved)
     return config, result
 
 

@@ -4,6 +4,7 @@ base model came back from training untouched."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -51,3 +52,18 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def folders_at(root: Path):
+    """The runtime's models and output folders under ``root`` for a module-scoped fixture
+    (``models_root`` is per test), restored afterwards."""
+    from intenttuner import runtime
+
+    saved = runtime.get_runtime()
+    runtime.set_runtime(runtime.TorchRuntime(models_dir=root / "models",
+                                             output_dir=root / "output"))
+    try:
+        yield root
+    finally:
+        runtime.set_runtime(saved)
