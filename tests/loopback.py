@@ -128,13 +128,15 @@ class FileServer:
                     chunk = body[offset:offset + BODY_CHUNK]
                     try:
                         self.wfile.write(chunk)
+                        # Counted before the delay: a client may finish reading the last chunk
+                        # (and a test check the count) while this thread still sleeps.
+                        server.body_bytes[key] = server.body_bytes.get(key, 0) + len(chunk)
                         if served.chunk_delay:
                             self.wfile.flush()
                             time.sleep(served.chunk_delay)
                     except (BrokenPipeError, ConnectionResetError):  # the client went away
                         self.close_connection = True
                         return
-                    server.body_bytes[key] = server.body_bytes.get(key, 0) + len(chunk)
 
             def _status(self, code: int):
                 self.send_response(code)
