@@ -160,7 +160,7 @@ def count_new_tokens(adapter) -> list[int]:
 def main() -> None:
     import torch
 
-    from bench.timing import peak_rss_gib, reset_peak, timed
+    from bench.timing import peak_rss_gib, reset_peak, rss_summary, timed
     from intenttuner import runtime
     from intenttuner.families.prompt_adapter import GENERATION
     from intenttuner.loading import load_model
@@ -219,10 +219,9 @@ def main() -> None:
     print(f"  batch {args.batch:<3}      {batch:7.2f} s  ({n / batch:5.3f} prompts/s)")
     print(f"  -> {one / batch:4.2f}x (one at a time / batched; per run {per_run}); "
           f"same rewrites: {same}")
-    print(f"  peak RSS: {rss['loaded']:.2f} GiB after loading; while rephrasing "
-          f"{rss['one']:.2f} one at a time, {rss['batch']:.2f} batched"
-          f"{'' if resets else ' (cumulative: the peak could not be reset)'}; "
-          f"{time.perf_counter() - started:.0f} s in all")
+    print(rss_summary("after loading", {"loaded": rss["loaded"], "one at a time": rss["one"],
+                                        "batched": rss["batch"]}, resets,
+                      time.perf_counter() - started))
     runtime.set_runtime(runtime.TorchRuntime())
 
 

@@ -120,7 +120,7 @@ def main() -> None:
     import torch
 
     from bench.model_memory import write_random
-    from bench.timing import peak_rss_gib, reset_peak, timed
+    from bench.timing import peak_rss_gib, reset_peak, rss_summary, timed
     from intenttuner import runtime
     from intenttuner.loading import load_model
     from intenttuner.reward.train_reward import RewardSettings, _embed, train_reward_model
@@ -181,10 +181,8 @@ def main() -> None:
           f"losses: yes (largest difference {differ:.1e}); the naive way costs "
           f"{naive_s / args.epochs:.1f} s per epoch (the node's default is "
           f"{RewardSettings().epochs} epochs)")
-    print(f"  peak RSS: {rss['loaded']:.2f} GiB after writing and loading the encoder; while training "
-          f"{rss['naive']:.2f} naive, {rss['cached']:.2f} cached"
-          f"{'' if resets else ' (cumulative: the peak could not be reset)'}; "
-          f"{time.perf_counter() - started:.0f} s in all")
+    print(rss_summary("after writing and loading the encoder", rss, resets,
+                      time.perf_counter() - started))
     runtime.set_runtime(runtime.TorchRuntime())
 
 

@@ -33,3 +33,12 @@ def reset_peak() -> bool:
 def peak_rss_gib() -> float:
     """The process's peak resident memory since the last reset (ru_maxrss: KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def rss_summary(loaded: str, peaks: dict[str, float], resets: bool, seconds: float) -> str:
+    """The benches' closing line: peak RSS after loading (``peaks["loaded"]``, described by
+    ``loaded``) and during each timed way, whether the peaks could be reset, the total time."""
+    during = ", ".join(f"{value:.2f} {way}" for way, value in peaks.items() if way != "loaded")
+    return (f"  peak RSS: {peaks['loaded']:.2f} GiB {loaded}; while timed {during}"
+            f"{'' if resets else ' (cumulative: the peak could not be reset)'}; "
+            f"{seconds:.0f} s in all")

@@ -48,7 +48,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from intenttuner.dataset.kohya_read import read_training_set
@@ -60,7 +59,7 @@ from intenttuner.training.lora_apply import lora_applied
 from intenttuner.training.trainer import train
 from tests.test_reward_weighted_set import FakeEncoder, FakeReward
 from tests.training_helpers import make_kohya_set
-from tests.training_run_helpers import assert_clean, fast_config, folders_at
+from tests.training_run_helpers import another_checkpoint, assert_clean, fast_config, folders_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 log = logging.getLogger(__name__)
@@ -219,15 +218,7 @@ def test_reward_model_and_base_model_mismatches_stop_before_a_step(models_root, 
         tune(reward_model=FakeReward())
     with pytest.raises(InputError, match="trained with image encoder"):
         tune(reward_model=WrongEncoderReward(), encoder=FakeEncoder())
-    weight = base.unet.conv_in.weight
-    kept = weight.data.clone()
-    try:
-        with torch.no_grad():
-            weight.mul_(1.5)  # another checkpoint of the same architecture
-        with pytest.raises(InputError, match="another base model"):
-            tune()
-    finally:
-        with torch.no_grad():
-            weight.copy_(kept)
+    with another_checkpoint(base), pytest.raises(InputError, match="another base model"):
+        tune()
     assert not list((models_root / "loras").glob("refused*"))
     assert_clean(base)

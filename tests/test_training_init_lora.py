@@ -16,7 +16,13 @@ from intenttuner.training import checkpoints as ckpt
 from intenttuner.training.lora_file import read_lora_file
 from intenttuner.training.lora_metadata import INIT_KEY, PROBE_KEY
 from intenttuner.training.trainer import train
-from tests.training_run_helpers import assert_clean, fast_config, folders_at, training_set
+from tests.training_run_helpers import (
+    another_checkpoint,
+    assert_clean,
+    fast_config,
+    folders_at,
+    training_set,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,16 +104,8 @@ def test_a_lora_of_another_base_model_is_refused(models_root, base, tmp_path, fi
     items = training_set(tmp_path)
     config = old_config.model_copy(update={"training_set": items.root,
                                            "init_lora": str(old.lora_path)})
-    weight = base.unet.conv_in.weight
-    original = weight.data.clone()
-    try:
-        with torch.no_grad():
-            weight.mul_(1.5)  # another checkpoint of the same architecture
-        with pytest.raises(InputError, match="another base model"):
-            train(config, base, items)
-    finally:
-        with torch.no_grad():
-            weight.copy_(original)
+    with another_checkpoint(base), pytest.raises(InputError, match="another base model"):
+        train(config, base, items)
     tensors, metadata = read_lora_file(old.lora_path)
     sdxl = tmp_path / "sdxl.safetensors"
     save_file(tensors, str(sdxl), {**metadata, "ss_base_model_version": "sdxl_base_v1-0"})

@@ -67,3 +67,20 @@ def folders_at(root: Path):
         yield root
     finally:
         runtime.set_runtime(saved)
+
+
+@contextlib.contextmanager
+def another_checkpoint(base):
+    """``base`` changed into another checkpoint of the same architecture (one weight scaled),
+    restored afterwards: what a LoRA trained on ``base`` must be refused on."""
+    import torch
+
+    weight = base.unet.conv_in.weight
+    kept = weight.data.clone()
+    try:
+        with torch.no_grad():
+            weight.mul_(1.5)
+        yield base
+    finally:
+        with torch.no_grad():
+            weight.copy_(kept)
